@@ -1,0 +1,170 @@
+/**
+ * @module upstream/upstream-http
+ * The one HTTP client both dialects use: a keep-alive undici Agent with the three upstream timeouts
+ * (connect, first byte, idle between chunks) and the translation of transport failures and HTTP
+ * statuses into typed gateway errors.
+ */
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import { GatewayError, RateLimitError, UpstreamError, UpstreamTimeoutError, isAbortError } from '../errors.ts';
+
+export interface UpstreamTimeouts {
+  connectTimeoutMs: number;
+  firstByteTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+export interface UpstreamHttpOptions extends UpstreamTimeouts {
+  /** Cooldown used for a 429/503 that carries no Retry-After (spec §10.6). */
+  defaultRetryAfterMs: number;
+  userAgent: string;
+}
+
+export interface UpstreamRequest {
+  url: string;
+  method?: Dispatcher.HttpMethod;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array | AsyncIterable<Uint8Array> | null;
+  signal: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+}
+
+export interface UpstreamHttp {
+  send(request: UpstreamRequest): Promise<UpstreamResponse>;
+  readonly options: UpstreamHttpOptions;
+  close(): Promise<void>;
+}
+
+const maxErrorBodyBytes = 64 * 1024;
+
+export function createUpstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
+  const agent = new Agent({
+    connect: { timeout: options.connectTimeoutMs },
+    headersTimeout: options.firstByteTimeoutMs,
+    bodyTimeout: options.idleTimeoutMs,
+    keepAliveTimeout: 30_000,
+    connections: 256,
+  });
+
+  async function send(upstreamRequest: UpstreamRequest): Promise<UpstreamResponse> {
+    try {
+      const response = await request(upstreamRequest.url, {
+        method: upstreamRequest.method ?? 'GET',
+        headers: { 'user-agent': options.userAgent, ...upstreamRequest.headers },
+        body: upstreamRequest.body ?? null,
+        signal: upstreamRequest.signal,
+        dispatcher: agent,
+      });
+      return { statusCode: response.statusCode, headers: response.headers, body: response.body };
+    } catch (error) {
+      throw toTransportError(error, upstreamRequest.url);
+    }
+  }
+
+  return { send, options, close: () => agent.close() };
+}
+
+/** Maps undici and socket failures to gateway errors; abort errors pass through untouched. */
+export function toTransportError(error: unknown, url: string): unknown {
+  if (error instanceof GatewayError || isAbortError(error)) return error;
+  const where = safeOrigin(url);
+  if (error instanceof undiciErrors.HeadersTimeoutError) {
+    return new UpstreamTimeoutError(`Kimi did not start answering in time (${where}).`, { cause: error });
+  }
+  if (error instanceof undiciErrors.BodyTimeoutError) {
+    return new UpstreamTimeoutError(`Kimi stopped sending data mid-answer (${where}).`, { cause: error });
+  }
+  if (error instanceof undiciErrors.ConnectTimeoutError) {
+    return new UpstreamTimeoutError(`Could not connect to Kimi in time (${where}).`, { cause: error });
+  }
+  const code = (error as { code?: string } | undefined)?.code;
+  const detail = code ?? (error instanceof Error ? error.message : String(error));
+  return new UpstreamError(`Connection to Kimi failed (${where}): ${detail}.`, { cause: error, isRetryable: true });
+}
+
+/** Reads a small response body as text, capped so a misbehaving upstream cannot exhaust memory. */
+export async function readBodyText(body: UpstreamResponse['body'], limitBytes = maxErrorBodyBytes): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      const buffer = chunk as Buffer;
+      total += buffer.length;
+      if (total > limitBytes) {
+        chunks.push(buffer.subarray(0, buffer.length - (total - limitBytes)));
+        body.destroy();
+        break;
+      }
+      chunks.push(buffer);
+    }
+  } catch (error) {
+    throw toTransportError(error, 'upstream');
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Parses JSON safely: returns undefined instead of throwing on a non-JSON body. */
+export function parseJsonSafely(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The Retry-After hint in milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+ * Returns undefined when absent or unparseable.
+ */
+export function retryAfterMsFromHeaders(
+  headers: UpstreamResponse['headers'],
+  now: number = Date.now(),
+): number | undefined {
+  const raw = headers['retry-after'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
+  const date = Date.parse(value);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
+}
+
+/**
+ * Errors for HTTP statuses without a dialect-specific body: gateway/CDN level 429/5xx (spec §3.12 last rows).
+ */
+export function errorForHttpStatus(
+  statusCode: number,
+  headers: UpstreamResponse['headers'],
+  defaultRetryAfterMs: number,
+  bodySnippet: string,
+): GatewayError {
+  const snippet = bodySnippet.replace(/\s+/g, ' ').trim().slice(0, 200);
+  const suffix = snippet ? `: ${snippet}` : '';
+  if (statusCode === 429) {
+    return new RateLimitError('rate_limited', `Kimi is rate limiting this account (HTTP 429)${suffix}`, {
+      retryAfterMs: retryAfterMsFromHeaders(headers) ?? defaultRetryAfterMs,
+    });
+  }
+  if (statusCode === 503) {
+    return new RateLimitError('upstream_overloaded', `Kimi is overloaded (HTTP 503)${suffix}`, {
+      retryAfterMs: retryAfterMsFromHeaders(headers) ?? defaultRetryAfterMs,
+    });
+  }
+  if (statusCode === 504) {
+    return new UpstreamTimeoutError(`Kimi's front end timed out (HTTP 504)${suffix}`);
+  }
+  return new UpstreamError(`Kimi answered HTTP ${statusCode}${suffix}`, { isRetryable: statusCode >= 500 });
+}
+
+function safeOrigin(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'upstream';
+  }
+}
