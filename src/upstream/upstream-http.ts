@@ -4,6 +4,7 @@
  * (connect, first byte, idle between chunks) and the translation of transport failures and HTTP
  * statuses into typed gateway errors.
  */
+import { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import { GatewayError, RateLimitError, UpstreamError, UpstreamTimeoutError, isAbortError } from '../errors.ts';
 
@@ -55,7 +56,7 @@ export function createUpstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
       const response = await request(upstreamRequest.url, {
         method: upstreamRequest.method ?? 'GET',
         headers: { 'user-agent': options.userAgent, ...upstreamRequest.headers },
-        body: upstreamRequest.body ?? null,
+        body: toRequestBody(upstreamRequest.body),
         signal: upstreamRequest.signal,
         dispatcher: agent,
       });
@@ -159,6 +160,11 @@ export function errorForHttpStatus(
     return new UpstreamTimeoutError(`Kimi's front end timed out (HTTP 504)${suffix}`);
   }
   return new UpstreamError(`Kimi answered HTTP ${statusCode}${suffix}`, { isRetryable: statusCode >= 500 });
+}
+
+function toRequestBody(body: UpstreamRequest['body']): string | Uint8Array | Readable | null {
+  if (body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array) return body ?? null;
+  return Readable.from(body, { objectMode: false });
 }
 
 function safeOrigin(url: string): string {
