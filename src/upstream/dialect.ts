@@ -109,6 +109,8 @@ export type ChatEvent =
   | { type: 'search-source'; source: SearchSource }
   /** Informational upstream notice, e.g. kind `model-degrade` (spec §3.13). */
   | { type: 'notice'; kind: string; message: string }
+  /** Token counts; dialects rarely know them, so the chat service estimates them (isEstimate). */
+  | { type: 'usage'; promptTokens: number; completionTokens: number; isEstimate: boolean }
   | { type: 'finish'; reason: FinishReason };
 
 export interface StreamReplyOptions {
