@@ -1,0 +1,59 @@
+/**
+ * @module chat/chat-ports
+ * What the chat use case needs from its collaborators, as interfaces: the account pool (leases,
+ * conversation records, scheduled deletions) and the attachment opener. main.ts supplies the
+ * implementations; tests can supply their own.
+ */
+import type { DialectName, Session, UploadSource } from '../upstream/dialect.ts';
+import type { AttachmentReference } from './chat-request.ts';
+
+export interface AccountRef {
+  readonly id: string;
+  readonly dialect: DialectName;
+}
+
+export interface AccountLease {
+  readonly account: AccountRef;
+  session(signal: AbortSignal): Promise<Session>;
+  /** One refresh after the upstream refused the access token; throws when the account is dead. */
+  refreshAfterAuthFailure(signal: AbortSignal): Promise<Session>;
+  /** Cools the account down or marks it invalid, according to the error. */
+  reportFailure(error: unknown): Promise<void>;
+  reportSuccess(): void;
+  release(): void;
+}
+
+export interface ConversationRecord {
+  accountId: string;
+  parentMessageId?: string;
+  /** Only chats the gateway created are ever deleted (protocol spec §10.3). */
+  createdByGateway: boolean;
+}
+
+export interface LeaseOptions {
+  candidates: readonly AccountRef[];
+  /** When set, the conversation's account is required (affinity). */
+  accountId?: string;
+  exclude: ReadonlySet<string>;
+  signal: AbortSignal;
+}
+
+export interface AccountDirectory {
+  /** Accounts a request may use: its own bearer tokens, or the server pool when bearerTokens is undefined. */
+  candidates(bearerTokens: readonly string[] | undefined): Promise<AccountRef[]>;
+  lease(options: LeaseOptions): Promise<AccountLease>;
+  getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
+  saveConversation(conversationId: string, record: ConversationRecord): Promise<void>;
+  /** Deletes the chat at `atMs` (kept in the state store so a restart still deletes it). */
+  scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
+  /** Forgets a scheduled deletion (the chat is being continued). */
+  cancelDeletion(conversationId: string): Promise<void>;
+}
+
+export interface OpenedAttachment extends UploadSource {
+  release(): void;
+}
+
+export interface AttachmentOpener {
+  open(reference: AttachmentReference, signal: AbortSignal): Promise<OpenedAttachment>;
+}

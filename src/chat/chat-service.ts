@@ -1,0 +1,288 @@
+/**
+ * @module chat/chat-service
+ * The chat use case: resolve the model, build the prompt, pick an account, upload attachments, open
+ * the dialect stream and hand its events on. Fails over to another account only before the first
+ * content event; cleans up temporary chats (protocol spec §10.3) however the answer ends.
+ */
+import { AuthenticationError, GatewayError, NotFoundError, isAbortError } from '../errors.ts';
+import type { ChatEvent, DialectName, KimiDialect, ModelChoice, Session, UploadedFile } from '../upstream/dialect.ts';
+import { buildPrompt, type BuiltPrompt } from './build-prompt.ts';
+import type { AccountDirectory, AccountLease, AccountRef, AttachmentOpener, ConversationRecord, OpenedAttachment } from './chat-ports.ts';
+import type { ChatRequest } from './chat-request.ts';
+import { estimateTokens } from './estimate-tokens.ts';
+import type { ModelCatalog } from './model-catalog.ts';
+
+export interface ChatLog {
+  info(record: object, message: string): void;
+  warn(record: object, message: string): void;
+}
+
+export interface ChatServiceOptions {
+  dialects: Partial<Record<DialectName, KimiDialect>>;
+  accounts: AccountDirectory;
+  attachments: AttachmentOpener;
+  catalog: ModelCatalog;
+  /** CHAT_RETENTION_SECONDS: 0 deletes when the answer ends, -1 keeps, otherwise delete after that long. */
+  retentionSeconds: number;
+  maxAttempts: number;
+  attemptBudgetMs: number;
+  log: ChatLog;
+  clock?: () => number;
+}
+
+export interface ChatStream {
+  model: ModelChoice;
+  /** The requested name matched nothing known; the default model answers. */
+  modelIsFallback: boolean;
+  events: AsyncIterable<ChatEvent>;
+  /** Filled in while the stream runs: the account that answered (for the request log). */
+  readonly meta: { accountId?: string; attempts: number };
+}
+
+export interface ChatService {
+  streamChat(request: ChatRequest, signal: AbortSignal): ChatStream;
+  /** Deletes an upstream chat now (used by the deletion sweeper). */
+  deleteConversation(account: AccountRef, conversationId: string, session: Session): Promise<void>;
+  /** Resolves when background clean-ups (chat deletions) have finished. */
+  idle(): Promise<void>;
+}
+
+interface AttemptOutcome {
+  conversationId?: string;
+  messageId?: string;
+}
+
+export function createChatService(options: ChatServiceOptions): ChatService {
+  const clock = options.clock ?? Date.now;
+  const background = new Set<Promise<unknown>>();
+
+  function track(task: Promise<unknown>): void {
+    const guarded = task.catch((error: unknown) => options.log.warn({ err: error }, 'background clean-up failed'));
+    background.add(guarded);
+    void guarded.finally(() => background.delete(guarded));
+  }
+
+  function dialectFor(account: AccountRef): KimiDialect {
+    const dialect = options.dialects[account.dialect];
+    if (!dialect) throw new GatewayError({ status: 500, type: 'server_error', code: 'dialect_unavailable', message: `The ${account.dialect} dialect is not enabled.` });
+    return dialect;
+  }
+
+  function streamChat(request: ChatRequest, signal: AbortSignal): ChatStream {
+    const resolved = options.catalog.resolve(request.model, { useSearch: request.useSearch });
+    const meta: ChatStream['meta'] = { attempts: 0 };
+    return { model: resolved.choice, modelIsFallback: resolved.isFallback, meta, events: run(request, resolved.choice, signal, meta) };
+  }
+
+  async function* run(request: ChatRequest, model: ModelChoice, signal: AbortSignal, meta: ChatStream['meta']): AsyncGenerator<ChatEvent> {
+    const prompt = buildPrompt(request.messages, { isContinuation: request.conversationId !== undefined, instructions: request.instructions });
+    const candidates = await options.accounts.candidates(request.bearerTokens);
+    const continued = request.conversationId
+      ? await findConversation(request.conversationId, candidates, signal)
+      : undefined;
+    const exclude = new Set<string>();
+    const startedAt = clock();
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
+      if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
+      const lease = await options.accounts.lease({ candidates, accountId: continued?.record.accountId, exclude, signal });
+      meta.accountId = lease.account.id;
+      meta.attempts = attempt;
+      const pending: ChatEvent[] = [];
+      let hasDelivered = false;
+      const outcome: AttemptOutcome = {};
+      let isSuccess = false;
+      try {
+        for await (const event of attemptOnce(lease, prompt, model, continued, signal, outcome)) {
+          if (hasDelivered) {
+            yield event;
+            continue;
+          }
+          pending.push(event);
+          if (isContentEvent(event)) {
+            hasDelivered = true;
+            yield* pending.splice(0);
+          }
+        }
+        yield* pending.splice(0);
+        isSuccess = true;
+        lease.reportSuccess();
+        return;
+      } catch (error) {
+        lastError = error;
+        if (hasDelivered || isAbortError(error) || signal.aborted || continued || !canFailOver(error)) throw error;
+        await lease.reportFailure(error);
+        exclude.add(lease.account.id);
+        options.log.warn({ account: lease.account.id, code: (error as GatewayError).code, attempt }, 'attempt failed before the first byte; trying another account');
+      } finally {
+        await finishConversation(lease, outcome, continued, hasDelivered || isSuccess);
+        lease.release();
+      }
+    }
+    throw lastError;
+  }
+
+  async function* attemptOnce(
+    lease: AccountLease,
+    prompt: BuiltPrompt,
+    model: ModelChoice,
+    continued: { id: string; record: ConversationRecord } | undefined,
+    signal: AbortSignal,
+    outcome: AttemptOutcome,
+  ): AsyncGenerator<ChatEvent> {
+    const dialect = dialectFor(lease.account);
+    const opened = await openAttachments(prompt, signal);
+    let session = await lease.session(signal);
+    let files: UploadedFile[];
+    try {
+      files = await uploadAll(dialect, session, opened, signal);
+    } finally {
+      for (const attachment of opened) attachment.release();
+    }
+    const kimiPrompt = {
+      text: prompt.text,
+      model,
+      files,
+      conversation: continued ? { id: continued.id, parentMessageId: continued.record.parentMessageId } : undefined,
+    };
+    const citations = model.silentSearch ? 'strip' : 'numbered';
+    let hasContent = false;
+    const outputParts: string[] = [];
+    const sources: { index: number; title: string; url: string }[] = [];
+    for (let authRetry = 0; ; authRetry += 1) {
+      try {
+        for await (const event of dialect.streamReply(session, kimiPrompt, { citations }, signal)) {
+          if (event.type === 'conversation-start') outcome.conversationId = event.conversationId;
+          if (event.type === 'message-start') outcome.messageId = event.messageId;
+          if (event.type === 'text-delta' || event.type === 'reasoning-delta') {
+            hasContent = true;
+            outputParts.push(event.text);
+          }
+          if (event.type === 'search-source') sources.push(event.source);
+          if (event.type === 'usage') continue;
+          if (event.type === 'finish') {
+            const sourceList = !model.silentSearch && sources.length > 0 ? formatSources(sources) : '';
+            if (sourceList) {
+              outputParts.push(sourceList);
+              yield { type: 'text-delta', text: sourceList };
+            }
+            const [promptTokens, completionTokens] = await Promise.all([estimateTokens(prompt.text), estimateTokens(outputParts.join(''))]);
+            yield { type: 'usage', promptTokens, completionTokens, isEstimate: true };
+          }
+          yield event;
+        }
+        return;
+      } catch (error) {
+        const mayRefresh = error instanceof AuthenticationError && error.blamesAccount && !hasContent && authRetry === 0;
+        if (!mayRefresh) throw error;
+        // The access token was refused: one refresh, then the same request again (spec §3.4).
+        session = await lease.refreshAfterAuthFailure(signal);
+      }
+    }
+  }
+
+  async function openAttachments(prompt: BuiltPrompt, signal: AbortSignal): Promise<OpenedAttachment[]> {
+    const opened: OpenedAttachment[] = [];
+    try {
+      // Open (and so validate) every attachment before any upload: a refused URL makes no upstream call.
+      for (const reference of prompt.attachments) opened.push(await options.attachments.open(reference, signal));
+      return opened;
+    } catch (error) {
+      for (const attachment of opened) attachment.release();
+      throw error;
+    }
+  }
+
+  async function uploadAll(dialect: KimiDialect, session: Session, opened: OpenedAttachment[], signal: AbortSignal): Promise<UploadedFile[]> {
+    const files: UploadedFile[] = [];
+    // Serially: free accounts hit resource limits on parallel uploads (spec §3.10).
+    for (const attachment of opened) files.push(await dialect.uploadFile(session, attachment, signal));
+    return files;
+  }
+
+  async function findConversation(conversationId: string, candidates: AccountRef[], signal: AbortSignal) {
+    const record = await options.accounts.getConversation(conversationId);
+    if (record) {
+      if (!candidates.some((account) => account.id === record.accountId)) {
+        throw new NotFoundError(`Conversation ${conversationId} belongs to an account this request may not use.`, { code: 'conversation_not_found', param: 'conversation_id' });
+      }
+      await options.accounts.cancelDeletion(conversationId);
+      return { id: conversationId, record };
+    }
+    // A chat made in the web app: find which of the request's accounts holds it (never deleted by us).
+    let lastError: unknown;
+    for (const account of candidates) {
+      const lease = await options.accounts.lease({ candidates, accountId: account.id, exclude: new Set(), signal });
+      try {
+        const session = await lease.session(signal);
+        const state = await dialectFor(account).findConversation(session, conversationId, signal);
+        const found: ConversationRecord = { accountId: account.id, parentMessageId: state.lastAssistantMessageId, createdByGateway: false };
+        await options.accounts.saveConversation(conversationId, found);
+        return { id: conversationId, record: found };
+      } catch (error) {
+        lastError = error;
+        if (!(error instanceof NotFoundError)) throw error;
+      } finally {
+        lease.release();
+      }
+    }
+    throw lastError instanceof NotFoundError
+      ? new NotFoundError(`Conversation ${conversationId} does not exist upstream (or not for these accounts).`, { code: 'conversation_not_found', param: 'conversation_id' })
+      : lastError;
+  }
+
+  async function finishConversation(
+    lease: AccountLease,
+    outcome: AttemptOutcome,
+    continued: { id: string; record: ConversationRecord } | undefined,
+    wasAnswered: boolean,
+  ): Promise<void> {
+    const conversationId = continued?.id ?? outcome.conversationId;
+    if (!conversationId) return;
+    const createdByGateway = continued ? continued.record.createdByGateway : true;
+    const parentMessageId = outcome.messageId ?? continued?.record.parentMessageId;
+    try {
+      if (wasAnswered || continued) {
+        await options.accounts.saveConversation(conversationId, { accountId: lease.account.id, parentMessageId, createdByGateway });
+      }
+      if (!createdByGateway || options.retentionSeconds < 0) return;
+      if (options.retentionSeconds === 0 || !wasAnswered) {
+        // Nobody can continue a chat that failed before answering, or when retention is zero.
+        const session = await lease.session(AbortSignal.timeout(10_000));
+        track(deleteConversation(lease.account, conversationId, session));
+        return;
+      }
+      await options.accounts.scheduleDeletion(conversationId, lease.account.id, clock() + options.retentionSeconds * 1000);
+    } catch (error) {
+      options.log.warn({ err: error, account: lease.account.id }, 'could not record or clean up the conversation');
+    }
+  }
+
+  async function deleteConversation(account: AccountRef, conversationId: string, session: Session): Promise<void> {
+    await dialectFor(account).deleteConversation(session, conversationId, AbortSignal.timeout(15_000));
+  }
+
+  async function idle(): Promise<void> {
+    while (background.size > 0) await Promise.allSettled([...background]);
+  }
+
+  return { streamChat, deleteConversation, idle };
+}
+
+function isContentEvent(event: ChatEvent): boolean {
+  return event.type === 'text-delta' || event.type === 'reasoning-delta' || event.type === 'finish';
+}
+
+/** Only failures that another account could avoid are worth a second attempt. */
+function canFailOver(error: unknown): boolean {
+  if (!(error instanceof GatewayError)) return false;
+  if (error.code === 'conversation_busy' || error.status === 400 || error.status === 404) return false;
+  return error.isRetryable || error.blamesAccount;
+}
+
+function formatSources(sources: { index: number; title: string; url: string }[]): string {
+  const lines = [...sources]
+    .sort((left, right) => left.index - right.index)
+    .map((source) => `${source.index}. [${source.title.replace(/[[\]]/g, '')}](${source.url})`);
+  return `\n\n**Sources**\n${lines.join('\n')}`;
+}

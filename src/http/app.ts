@@ -1,0 +1,164 @@
+/**
+ * @module http/app
+ * The OpenAI-compatible HTTP edge on node:http (dependencies.md: framework cost without benefit for
+ * streams). Routing, request ids, CORS, one error handler, one log line per request, and the
+ * registry of open requests that graceful shutdown drains.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { NotFoundError, GatewayError, ServiceUnavailableError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { renderError } from './error-envelope.ts';
+import { sendJson, type HttpContext, type RouteHandler } from './http-context.ts';
+
+export interface Route {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  handler: RouteHandler;
+}
+
+export interface AppOptions {
+  routes: Route[];
+  log: Logger;
+  corsOrigins: readonly string[];
+  /** Called once per finished request (metrics). */
+  onRequestDone?: (record: FinishedRequest) => void;
+}
+
+export interface FinishedRequest {
+  route: string;
+  method: string;
+  status: number;
+  model?: string;
+  account?: string;
+  errorCode?: string;
+  timeToFirstByteMs?: number;
+  durationMs: number;
+}
+
+export interface App {
+  handle(request: IncomingMessage, response: ServerResponse): void;
+  /** Number of requests in flight. */
+  readonly openRequests: number;
+  /** Stops taking new requests and resolves when open ones end or `graceMs` passes (then aborts them). */
+  drain(graceMs: number): Promise<void>;
+}
+
+export function createApp(options: AppOptions): App {
+  const open = new Map<ServerResponse, AbortController>();
+  let isDraining = false;
+  const routeTable = new Map(options.routes.map((route) => [`${route.method} ${route.path}`, route]));
+  const knownPaths = new Set(options.routes.map((route) => route.path));
+
+  function corsHeaders(request: IncomingMessage): Record<string, string> {
+    const origin = request.headers.origin;
+    if (!origin || options.corsOrigins.length === 0) return {};
+    const isAllowed = options.corsOrigins.includes('*') || options.corsOrigins.includes(origin);
+    if (!isAllowed) return {};
+    return {
+      'access-control-allow-origin': options.corsOrigins.includes('*') ? '*' : origin,
+      'access-control-allow-headers': 'authorization, content-type, x-api-key, anthropic-version, openai-beta',
+      'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+      'access-control-expose-headers': 'x-request-id, retry-after, x-kimi-model-fallback',
+      vary: 'origin',
+    };
+  }
+
+  function handle(request: IncomingMessage, response: ServerResponse): void {
+    const startedAt = Date.now();
+    const requestId = String(request.headers['x-request-id'] ?? '').slice(0, 100) || randomUUID();
+    const url = new URL(request.url ?? '/', 'http://gateway.local');
+    const abort = new AbortController();
+    const context: HttpContext = {
+      request,
+      response,
+      url,
+      requestId,
+      signal: abort.signal,
+      record: {},
+      baseHeaders: { 'x-request-id': requestId, ...corsHeaders(request) },
+    };
+    response.on('close', () => {
+      if (!response.writableFinished) abort.abort(new DOMException('The client closed the connection.', 'AbortError'));
+      open.delete(response);
+      finish(context, startedAt);
+    });
+    open.set(response, abort);
+    void dispatch(context).catch((error: unknown) => answerError(context, error));
+  }
+
+  async function dispatch(context: HttpContext): Promise<void> {
+    const { request, url } = context;
+    if (request.method === 'OPTIONS') {
+      context.response.writeHead(204, context.baseHeaders).end();
+      return;
+    }
+    if (isDraining) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', { retryAfterMs: 1000 });
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const route = routeTable.get(`${request.method} ${path}`);
+    if (route) return route.handler(context);
+    if (knownPaths.has(path)) {
+      const allowed = options.routes.filter((candidate) => candidate.path === path).map((candidate) => candidate.method);
+      throw new GatewayError({ status: 405, type: 'invalid_request_error', code: 'method_not_allowed', message: `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}.` });
+    }
+    throw new NotFoundError(routeHint(path));
+  }
+
+  function answerError(context: HttpContext, error: unknown): void {
+    const rendered = renderError(error);
+    context.record.errorCode = rendered.body.error.code;
+    if (!rendered.isExpected) options.log.error({ err: error, requestId: context.requestId }, 'unexpected error');
+    const { response } = context;
+    if (response.headersSent) {
+      if (!response.writableEnded) response.end();
+      return;
+    }
+    if (context.request.complete === false) context.request.resume();
+    sendJson(context, rendered.status, rendered.body, rendered.headers);
+  }
+
+  function finish(context: HttpContext, startedAt: number): void {
+    const { record, response, request } = context;
+    const durationMs = Date.now() - startedAt;
+    const finished: FinishedRequest = {
+      route: context.url.pathname,
+      method: request.method ?? 'GET',
+      status: response.statusCode,
+      model: record.model,
+      account: record.account,
+      errorCode: record.errorCode,
+      timeToFirstByteMs: record.firstByteAt ? record.firstByteAt - startedAt : undefined,
+      durationMs,
+    };
+    const outcome = record.outcome ?? (response.writableFinished ? 'completed' : 'client-closed');
+    options.log.info({ requestId: context.requestId, ...finished, outcome }, 'request');
+    options.onRequestDone?.(finished);
+  }
+
+  async function drain(graceMs: number): Promise<void> {
+    isDraining = true;
+    const deadline = Date.now() + graceMs;
+    while (open.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    const reason = new ServiceUnavailableError('The gateway is shutting down; the answer was cut short.', { code: 'shutting_down' });
+    for (const controller of open.values()) controller.abort(reason);
+    const hardDeadline = Date.now() + 2000;
+    while (open.size > 0 && Date.now() < hardDeadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const response of open.keys()) response.destroy();
+  }
+
+  return {
+    handle,
+    get openRequests() {
+      return open.size;
+    },
+    drain,
+  };
+}
+
+function routeHint(path: string): string {
+  if (/chat\/completions?$/.test(path) && path !== '/v1/chat/completions') {
+    return `No route ${path}. Use POST /v1/chat/completions (set your client's base URL to http://HOST:PORT/v1).`;
+  }
+  if (/models$/.test(path) && path !== '/v1/models') return `No route ${path}. Use GET /v1/models.`;
+  return `No route ${path}. The API lives under /v1: POST /v1/chat/completions, GET /v1/models.`;
+}

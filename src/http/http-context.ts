@@ -1,0 +1,46 @@
+/**
+ * @module http/http-context
+ * What a route handler receives: the raw request/response, a request id, an abort signal that fires
+ * when the client goes away (or the server shuts down), and helpers to answer JSON or text.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface RequestRecord {
+  model?: string;
+  account?: string;
+  firstByteAt?: number;
+  outcome?: string;
+  errorCode?: string;
+}
+
+export interface HttpContext {
+  request: IncomingMessage;
+  response: ServerResponse;
+  url: URL;
+  requestId: string;
+  signal: AbortSignal;
+  /** Fields for the one log line written per request. */
+  record: RequestRecord;
+  /** Extra response headers (CORS, request id) every answer carries. */
+  baseHeaders: Record<string, string>;
+}
+
+export type RouteHandler = (context: HttpContext) => Promise<void> | void;
+
+export function sendJson(context: HttpContext, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  context.record.firstByteAt ??= Date.now();
+  context.response.writeHead(status, {
+    ...context.baseHeaders,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  context.response.end(text);
+}
+
+export function sendText(context: HttpContext, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
+  context.record.firstByteAt ??= Date.now();
+  context.response.writeHead(status, { ...context.baseHeaders, 'content-type': contentType, 'content-length': String(Buffer.byteLength(text)) });
+  context.response.end(text);
+}

@@ -1,0 +1,36 @@
+/**
+ * @module http/routes/basic-routes
+ * Small routes: GET /ping, GET /healthz, GET /v1/models, POST /token/check.
+ */
+import { z } from 'zod';
+import type { ModelCatalog } from '../../chat/model-catalog.ts';
+import type { CatalogModel } from '../../upstream/dialect.ts';
+import { sendJson, sendText, type HttpContext } from '../http-context.ts';
+import { parseWith } from '../openai-schema.ts';
+import { readJsonBody } from '../read-json-body.ts';
+
+export function pingRoute() {
+  return (context: HttpContext) => sendText(context, 200, 'pong');
+}
+
+export function healthRoute(isShuttingDown: () => boolean) {
+  return (context: HttpContext) =>
+    isShuttingDown() ? sendJson(context, 503, { status: 'shutting_down' }) : sendJson(context, 200, { status: 'ok' });
+}
+
+export function modelsRoute(catalog: ModelCatalog, upstreamModels: () => Promise<CatalogModel[]>) {
+  return async (context: HttpContext) => {
+    const created = 1_700_000_000;
+    const ids = catalog.list(await upstreamModels().catch(() => []));
+    sendJson(context, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'kimi-free-api' })) });
+  };
+}
+
+const tokenCheckSchema = z.object({ token: z.string().min(1, 'token must be a non-empty string') });
+
+export function tokenCheckRoute(deps: { checkToken(token: string, signal: AbortSignal): Promise<boolean>; bodyLimitBytes: number }) {
+  return async (context: HttpContext) => {
+    const body = parseWith(tokenCheckSchema, await readJsonBody(context.request, deps.bodyLimitBytes));
+    sendJson(context, 200, { live: await deps.checkToken(body.token.trim(), context.signal) });
+  };
+}
