@@ -9,12 +9,16 @@ import { refsFileEntry } from './legacy-upload.ts';
 /** The kimi+ agent id of the k1 thinking model (Dec 2024, §2.4). */
 export const k1KimiplusId = 'crm40ee9e5jvhsn7ptcg';
 
+/** Legacy kimi+ ids are `kimi` or a 20-char xid (§2.3); current-dialect agents such as `ok-computer` are not. */
+const legacyKimiplusIdPattern = /^(kimi|[0-9a-z]{20})$/;
+
 /**
- * The kimi+ agent a turn runs under: the catalogue's explicit id, else k1 for thinking, else plain `kimi`.
+ * The kimi+ agent a turn runs under: the model's legacy agent id, else k1 for thinking, else plain `kimi`.
  * The same id is used to create the chat and to complete in it, since a web chat belongs to one agent.
  */
 export function kimiplusIdFor(model: ModelChoice): string {
-  return model.kimiplusId ?? (model.thinking ? k1KimiplusId : 'kimi');
+  if (model.kimiplusId && legacyKimiplusIdPattern.test(model.kimiplusId)) return model.kimiplusId;
+  return model.thinking ? k1KimiplusId : 'kimi';
 }
 
 /** `POST /api/chat` (§2.3 with the 2025 fields of §9 D5). */
@@ -32,12 +36,12 @@ export function createChatBody(kimiplusId: string): Record<string, unknown> {
 
 /**
  * `POST /api/chat/{id}/completion/stream` (§2.4). Only the first message is honoured upstream, so the prompt
- * (already flattened by the chat layer) is the single user message. The 2025 fields of §9 D6 are added only
- * when the model choice names an upstream model, since the 2024 host never saw them.
+ * (already flattened by the chat layer) is the single user message. The 2025 `model` field of §9 D6 is not
+ * sent: ModelChoice.upstreamModel holds current-dialect ids (`k2d6-chat`) that the legacy host never knew.
  */
 export function completionBody(prompt: KimiPrompt, kimiplusId: string): Record<string, unknown> {
   const model = prompt.model;
-  const body: Record<string, unknown> = {
+  return {
     kimiplus_id: kimiplusId,
     messages: [{ role: 'user', content: prompt.text }],
     refs: prompt.files.map((file) => file.id),
@@ -47,14 +51,6 @@ export function completionBody(prompt: KimiPrompt, kimiplusId: string): Record<s
     use_math: model.math ?? false,
     extend: { sidebar: true },
   };
-  if (model.upstreamModel) {
-    body.model = model.upstreamModel;
-    body.history = [];
-    body.scene_labels = [];
-    body.use_semantic_memory = false;
-    body.use_deep_research = model.research ?? false;
-  }
-  return body;
 }
 
 /** The body that asks for the rest of an answer cut by `length` (§2.4). */

@@ -107,7 +107,7 @@ export function mapLegacyPayload(state: LegacyStreamState, payload: LegacySsePay
     case 'length':
       return { state: { ...state, isLengthCut: true }, events: [] };
     case 'all_done':
-      return { state: { ...state, ending: 'all-done' }, events: [] };
+      return { state: { ...state, ending: state.ending ?? 'all-done' }, events: [] };
     case 'error':
       return mapError(state, data, context);
     default:
