@@ -17,7 +17,7 @@ export interface RecordedRequest {
   json: unknown;
 }
 
-export type RouteHandler = (request: IncomingMessage, response: ServerResponse, body: Buffer) => void | Promise<void>;
+export type RouteHandler = (request: IncomingMessage, response: ServerResponse, body: Buffer) => unknown;
 
 export interface LoopbackServer {
   url: string;
