@@ -40,6 +40,8 @@ describe('legacy auth over loopback (§2.2)', () => {
     assert.deepEqual(grant.identity, deriveLegacyIdentity('cuser00000000000000a'));
     const [refreshCall, userCall] = server.requests;
     assert.equal(refreshCall.headers.authorization, `Bearer ${oldRefresh}`);
+    // The refresh call already presents the account's stable ids, taken from the refresh token's `sub`.
+    assert.equal(refreshCall.headers['x-msh-device-id'], deriveLegacyIdentity('cuser00000000000000a').deviceId);
     assert.equal(userCall.path, '/api/user');
     assert.equal(userCall.headers.authorization, `Bearer ${access}`);
     assert.equal(userCall.headers['x-traffic-id'], 'cuser00000000000000a');
@@ -117,6 +119,13 @@ describe('legacy identity and headers (§2.1)', () => {
       Referer: 'https://kimi.moonshot.cn/chat/cr0000000000000000ab',
       'X-Traffic-Id': 'user-a',
     });
+  });
+
+  it('derives the ids from the user id when a stored identity holds only the user id', () => {
+    const session = { dialect: 'legacy' as const, accessToken: 'rotating-token-1', accessExpiresAt: undefined, identity: { userId: 'user-a' } };
+    const headers = legacyHeaders(context, session);
+    assert.equal(headers['X-Msh-Device-Id'], deriveLegacyIdentity('user-a').deviceId);
+    assert.equal(legacyHeaders(context, { ...session, accessToken: 'rotating-token-2' })['X-Msh-Session-Id'], headers['X-Msh-Session-Id']);
   });
 
   it('keeps device ids stable per token when the token names no user', () => {

@@ -56,21 +56,22 @@ export function legacySessionFromAccessToken(accessToken: string): Session {
 export interface LegacyHeaderOptions {
   /** The chat the call concerns, for the browser-like Referer (§2.1). */
   chatId?: string;
-  /** The bearer to send instead of the session's access token (the refresh call, §2.2). */
-  bearer?: string;
 }
 
 /** The headers every legacy call carries (§2.1). The token appears only in Authorization. */
-export function legacyHeaders(context: LegacyContext, session: Session | undefined, options: LegacyHeaderOptions = {}): Record<string, string> {
-  const bearer = options.bearer ?? session?.accessToken ?? '';
-  const identity = session?.identity ?? {};
-  // Without a user id the ids still have to be stable per credential: derive them from a hash of it.
-  const fallback = deriveLegacyIdentity(`token:${createHash('sha256').update(bearer).digest('hex')}`);
+export function legacyHeaders(context: LegacyContext, session: Session, options: LegacyHeaderOptions = {}): Record<string, string> {
+  const bearer = session.accessToken;
+  const identity = session.identity;
+  // Ids must be stable per account: from the user id, or without one from a hash of the credential.
+  const derived =
+    identity.deviceId && identity.sessionId
+      ? identity
+      : deriveLegacyIdentity(identity.userId ?? `token:${createHash('sha256').update(bearer).digest('hex')}`);
   const headers: Record<string, string> = {
     Authorization: `Bearer ${bearer}`,
     'X-Msh-Platform': 'web',
-    'X-Msh-Device-Id': identity.deviceId ?? fallback.deviceId ?? '',
-    'X-Msh-Session-Id': identity.sessionId ?? fallback.sessionId ?? '',
+    'X-Msh-Device-Id': identity.deviceId ?? derived.deviceId ?? '',
+    'X-Msh-Session-Id': identity.sessionId ?? derived.sessionId ?? '',
     'R-Timezone': context.timeZone,
     Origin: context.baseUrl,
     Referer: options.chatId ? `${context.baseUrl}/chat/${options.chatId}` : `${context.baseUrl}/`,
@@ -84,12 +85,13 @@ export function legacyHeaders(context: LegacyContext, session: Session | undefin
  * X-Traffic-Id (§2.2). A rotated refresh token is returned so the caller can persist it first (§10.2).
  */
 export async function refreshLegacySession(context: LegacyContext, refreshToken: string, signal: AbortSignal): Promise<SessionGrant> {
-  const refreshClaims = decodeJwtClaims(refreshToken);
-  const provisional = typeof refreshClaims?.sub === 'string' ? deriveLegacyIdentity(refreshClaims.sub) : {};
+  // The refresh token's `sub` (when it is a JWT) names the user, so the refresh call already carries the
+  // account's stable ids.
+  const provisional = legacySessionFromAccessToken(refreshToken).identity;
   const answer = await callLegacyJson(context, {
     method: 'GET',
     path: '/api/auth/token/refresh',
-    headers: legacyHeaders(context, undefined, { bearer: refreshToken }),
+    headers: legacyHeaders(context, { dialect: 'legacy', accessToken: refreshToken, accessExpiresAt: undefined, identity: provisional }),
     signal,
     kind: 'refresh',
   });

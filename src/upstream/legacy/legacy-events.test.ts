@@ -38,6 +38,11 @@ describe('mapLegacyPayload (§2.5)', () => {
     assert.deepEqual(second.events, [{ type: 'text-delta', text: 'b' }]);
   });
 
+  it('takes the event name from the SSE event: field when the JSON has none', () => {
+    const step = mapLegacyPayload(initialLegacyStreamState(), { data: { text: 'x' }, sseEvent: 'cmpl' }, { onUnknown: () => {}, defaultRetryAfterMs: 1 });
+    assert.deepEqual(step.events, [{ type: 'text-delta', text: 'x' }]);
+  });
+
   it('maps k1 to reasoning and numbers search results 1..n, deduplicated by url', () => {
     const { events, unknown } = run([
       { event: 'k1', text: 'think' },
