@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AuthenticationError, RateLimitError, UpstreamError, type GatewayError } from '../../errors.ts';
+import type { ChatEvent } from '../dialect.ts';
+import { readFixture, transcript, type FixtureFrame, type FixtureName } from './__fixtures__/fixture-frames.ts';
+import { initialStreamState, mapConnectFrame, mapEndOfStream, type MapperOptions, type UnknownReport } from './connect-events.ts';
+
+const numbered: MapperOptions = { citations: 'numbered', defaultRetryAfterMs: 60_000 };
+const chatId = '1a0a4ba7-0db2-835e-8000-09e4fa50aa86';
+
+interface Run {
+  events: ChatEvent[];
+  unknowns: UnknownReport[];
+  error?: GatewayError;
+}
+
+/** Feeds frames through the pure mapper the way the dialect does; `endless` drops the end-stream frame. */
+function run(frames: FixtureFrame[], options: MapperOptions = numbered): Run {
+  let state = initialStreamState();
+  const events: ChatEvent[] = [];
+  const unknowns: UnknownReport[] = [];
+  for (const frame of frames) {
+    if (frame.flag === 2) {
+      const end = mapEndOfStream(state, { sawEndFrame: true, payload: frame.data }, options);
+      return { events: [...events, ...end.events], unknowns, error: end.error };
+    }
+    const result = mapConnectFrame(state, frame.data, options);
+    state = result.state;
+    events.push(...result.events);
+    unknowns.push(...result.unknowns);
+    if (result.error) return { events, unknowns, error: result.error };
+  }
+  const end = mapEndOfStream(state, { sawEndFrame: false }, options);
+  return { events: [...events, ...end.events], unknowns, error: end.error };
+}
+
+const fixture = (name: FixtureName, options?: MapperOptions) => run(readFixture(name), options);
+const textOf = (events: ChatEvent[]) => events.map((event) => (event.type === 'text-delta' ? event.text : '')).join('');
+const start = [
+  { op: 'set', mask: 'chat.lastRequest', eventOffset: 1, chat: { id: 'c1' } },
+  { op: 'set', mask: 'message', eventOffset: 2, message: { id: 'a1', role: 'assistant', status: 'MESSAGE_STATUS_GENERATING' } },
+];
+const textFrame = (eventOffset: number, op: string, blockId: string, content: string) => ({
+  op,
+  mask: op === 'set' ? 'block.text' : 'block.text.content',
+  eventOffset,
+  block: { id: blockId, text: { content } },
+});
+const done = (eventOffset: number) => ({ eventOffset, done: {} });
+
+describe('§3.14 transcripts through the mapper', () => {
+  it('(a) plain answer: chat id, message id, text, finish; heartbeats and user echo ignored', () => {
+    const result = fixture('plain-answer');
+    assert.equal(result.error, undefined);
+    assert.deepEqual(result.events, [
+      { type: 'conversation-start', conversationId: chatId },
+      { type: 'message-start', messageId: '1a0a4ba7-0db2-8360-8000-0ae42ea84c31' },
+      { type: 'text-delta', text: '1 + 1' },
+      { type: 'text-delta', text: ' = 2' },
+      { type: 'finish', reason: 'stop' },
+    ]);
+    assert.deepEqual(result.unknowns, []);
+  });
+
+  it('(b) thinking goes to reasoning-delta, the answer to text-delta', () => {
+    const result = fixture('thinking-answer');
+    assert.deepEqual(result.events, [
+      { type: 'conversation-start', conversationId: chatId },
+      { type: 'message-start', messageId: 'a1' },
+      { type: 'reasoning-delta', text: 'The user wants 17×23. ' },
+      { type: 'reasoning-delta', text: '17×20=340, 17×3=51, total 391.' },
+      { type: 'text-delta', text: '17 × 23 = ' },
+      { type: 'text-delta', text: '391' },
+      { type: 'finish', reason: 'stop' },
+    ]);
+  });
+
+  it('(c) search: one source from tool result and searchChunks, marker rendered as [1]', () => {
+    const result = fixture('search-answer');
+    assert.deepEqual(result.events.slice(2), [
+      {
+        type: 'search-source',
+        source: { index: 1, title: '北京天气预报', url: 'https://weather.example.cn/bj', siteName: 'Example Weather', snippet: '晴转多云，最高30℃' },
+      },
+      { type: 'text-delta', text: '今天北京晴转多云，最高约30℃' },
+      { type: 'text-delta', text: '[1]。' },
+      { type: 'finish', reason: 'stop' },
+    ]);
+  });
+
+  it('(c) with citations "strip" removes the marker but still reports the source', () => {
+    const result = fixture('search-answer', { ...numbered, citations: 'strip' });
+    assert.equal(textOf(result.events), '今天北京晴转多云，最高约30℃。');
+    assert.equal(result.events.filter((event) => event.type === 'search-source').length, 1);
+  });
+
+  it('(d) free-user overload in the end frame after done → upstream_overloaded', () => {
+    const result = fixture('overload-before-text');
+    assert.deepEqual(result.events, [{ type: 'conversation-start', conversationId: chatId }]);
+    assert.ok(result.error instanceof RateLimitError);
+    assert.equal(result.error.code, 'upstream_overloaded');
+    assert.equal(result.error.upstreamReason, 'REASON_SERVER_OVERLOADED_FOR_FREE_USER');
+    assert.match(result.error.message, /Too many people are chatting with Kimi/);
+  });
+
+  it('(d) block.exception mid-answer → retryable upstream_overloaded after the partial text', () => {
+    const result = fixture('exception-mid-answer');
+    assert.equal(textOf(result.events), '1 + 1 = 2');
+    assert.ok(result.error instanceof RateLimitError);
+    assert.equal(result.error.code, 'upstream_overloaded');
+    assert.equal(result.error.isRetryable, true);
+    assert.equal(result.error.upstreamReason, 'REASON_COMPLETION_OVERLOADED');
+    assert.match(result.error.message, /stopped the answer because it is overloaded: 不好意思/);
+  });
+});
+
+describe('stream rules (§3.6)', () => {
+  it('drops frames replayed with an old eventOffset', () => {
+    const frames = transcript([...start, textFrame(3, 'set', '0_0', 'A'), textFrame(3, 'set', '0_0', 'A'), textFrame(4, 'append', '0_0', 'B'), textFrame(4, 'append', '0_0', 'B'), start[0], done(5)]);
+    const result = run(frames);
+    assert.equal(textOf(result.events), 'AB');
+    assert.equal(result.events.filter((event) => event.type === 'conversation-start').length, 1);
+  });
+
+  it('accepts a first chunk that is an append, and a set with empty text', () => {
+    const appendFirst = run(transcript([...start, textFrame(3, 'append', '0_0', 'Hi'), done(4)]));
+    assert.equal(textOf(appendFirst.events), 'Hi');
+    const emptySet = run(transcript([...start, { op: 'set', mask: 'block.text.content', eventOffset: 3, block: { id: '0_0', text: {} } }, textFrame(4, 'append', '0_0', 'Yo'), done(5)]));
+    assert.equal(textOf(emptySet.events), 'Yo');
+  });
+
+  it('a set that repeats the streamed text adds only its new tail', () => {
+    const result = run(transcript([...start, textFrame(3, 'set', '0_0', 'Hel'), textFrame(4, 'append', '0_0', 'lo'), textFrame(5, 'set', '0_0', 'Hello!'), done(6)]));
+    assert.deepEqual(result.events.filter((event) => event.type === 'text-delta'), [
+      { type: 'text-delta', text: 'Hel' },
+      { type: 'text-delta', text: 'lo' },
+      { type: 'text-delta', text: '!' },
+    ]);
+  });
+
+  it('joins a new text block after another block with a newline, and think blocks likewise', () => {
+    const tool = { op: 'set', eventOffset: 5, block: { id: '0_2', tool: { name: 'web_search', status: 'STATUS_PENDING' } } };
+    const think = (offset: number, id: string, content: string) => ({ op: 'set', mask: 'block.think', eventOffset: offset, block: { id, think: { content } } });
+    const result = run(transcript([...start, think(3, '0_0', 'plan'), textFrame(4, 'set', '0_1', 'First.'), tool, think(6, '0_3', 'more'), textFrame(7, 'set', '0_4', 'Second.'), done(8)]));
+    assert.equal(textOf(result.events), 'First.\nSecond.');
+    const reasoning = result.events.map((event) => (event.type === 'reasoning-delta' ? event.text : '')).join('');
+    assert.equal(reasoning, 'plan\nmore');
+    assert.deepEqual(result.unknowns, []);
+  });
+
+  it('an error in the end frame wins even after done and text (§3.6, D14)', () => {
+    const result = run(transcript([...start, textFrame(3, 'set', '0_0', 'partial'), done(4)], { error: { code: 'unauthenticated' } }));
+    assert.equal(textOf(result.events), 'partial');
+    assert.ok(result.error instanceof AuthenticationError);
+    assert.ok(!result.events.some((event) => event.type === 'finish'));
+  });
+
+  it('a stream with no text, no reasoning and no error is an upstream failure', () => {
+    const result = run(transcript([{ heartbeat: {} }]));
+    assert.ok(result.error instanceof UpstreamError);
+    assert.match(result.error.message, /empty answer/);
+    assert.equal(result.error.isRetryable, true);
+  });
+
+  it('transport end without done or end frame is a retryable truncation; with done it finishes', () => {
+    const truncated = run([...transcript([...start, textFrame(3, 'set', '0_0', 'x')])].slice(0, -1));
+    assert.ok(truncated.error instanceof UpstreamError);
+    assert.match(truncated.error.message, /ended before it was complete/);
+    assert.equal(truncated.error.isRetryable, true);
+    const finished = run(transcript([...start, textFrame(3, 'set', '0_0', 'x'), done(4)]).slice(0, -1));
+    assert.equal(finished.error, undefined);
+    assert.deepEqual(finished.events.at(-1), { type: 'finish', reason: 'stop' });
+  });
+
+  it('TYPE_MODEL_DEGRADE becomes a notice and the stream continues (§3.13)', () => {
+    const notice = { notification: { type: 'TYPE_MODEL_DEGRADE', message: 'Switched to K2.6 fast' } };
+    const result = run(transcript([...start, notice, textFrame(3, 'set', '0_0', 'ok'), done(4)]));
+    assert.deepEqual(result.events[2], { type: 'notice', kind: 'model-degrade', message: 'Switched to K2.6 fast' });
+    assert.equal(textOf(result.events), 'ok');
+  });
+
+  it('a quota notice with no answer ends as insufficient_quota (§3.13, D12)', () => {
+    const notice = { notification: { type: 'TYPE_MEMBERSHIP', message: 'Monthly quota used up', needUpgrade: true } };
+    const result = run(transcript([...start, notice, done(3)]));
+    assert.ok(result.error instanceof RateLimitError);
+    assert.equal(result.error.code, 'insufficient_quota');
+  });
+
+  it('reports unknown containers, ops, block fields and enums, and keeps streaming', () => {
+    const result = run(
+      transcript([
+        ...start,
+        { eventOffset: 3, op: 'set', widget: { id: 'w' } },
+        { eventOffset: 4, op: 'merge', block: { id: '0_0', text: { content: 'lost' } } },
+        { eventOffset: 5, op: 'set', block: { id: '0_9', hologram: { beams: 3 } } },
+        { eventOffset: 6, op: 'set', message: { id: 'a1', status: 'MESSAGE_STATUS_LEVITATING' } },
+        textFrame(7, 'set', '0_0', 'still here'),
+        done(8),
+      ]),
+    );
+    assert.equal(result.error, undefined);
+    assert.equal(textOf(result.events), 'still here');
+    assert.deepEqual(result.unknowns, [
+      { kind: 'event', name: 'widget' },
+      { kind: 'op', name: 'merge' },
+      { kind: 'field', name: 'block.hologram' },
+      { kind: 'enum', name: 'message.status:MESSAGE_STATUS_LEVITATING' },
+    ]);
+  });
+
+  it('tolerates wrong-typed fields instead of dropping the frame', () => {
+    const result = run(transcript([...start, { op: 'set', eventOffset: '3', block: { id: 7, text: { content: 'ok' }, think: 'nonsense' } }, { eventOffset: 4, done: {} }]));
+    assert.equal(textOf(result.events), 'ok');
+  });
+});
+
+describe('citations and sources in the stream (§3.7)', () => {
+  const chunks = { op: 'append', mask: 'message.refs.searchChunks', eventOffset: 3, message: { refs: { searchChunks: [{ base: { title: 'A', url: 'https://a.example' }, refIndex: 'web_search:1#0' }, { base: { title: 'B', url: 'https://b.example' }, refIndex: 'web_search:1#1' }] } } };
+
+  it('renders a U+1F6E0 marker split across three frames', () => {
+    const result = run(
+      transcript([
+        ...start,
+        chunks,
+        textFrame(4, 'set', '0_0', 'Fact\uE3A0ci'),
+        textFrame(5, 'append', '0_0', 'te\u{1F6E0}web_search:1#1:~:text=quo'),
+        textFrame(6, 'append', '0_0', 'te\u{1F6E0}\uE3A8 end'),
+        done(7),
+      ]),
+    );
+    assert.deepEqual(result.events.filter((event) => event.type === 'text-delta').map((event) => event.text), ['Fact', '[2] end']);
+  });
+
+  it('releases an unterminated marker as text when the stream ends', () => {
+    const result = run(transcript([...start, textFrame(3, 'set', '0_0', 'x\uE3A0cite\uE3A3web_search:1#0'), done(4)]));
+    assert.equal(textOf(result.events), 'x\uE3A0cite\uE3A3web_search:1#0');
+  });
+
+  it('numbers older block.search.webPages and de-duplicates by URL', () => {
+    const pages = { op: 'append', mask: 'block.search.webPages', eventOffset: 4, block: { id: '0_s', search: { webPages: [{ title: 'B again', url: 'https://b.example' }, { title: 'C', url: 'https://c.example', snippet: 's' }] } } };
+    const result = run(transcript([...start, chunks, pages, textFrame(5, 'set', '0_0', 'ok'), done(6)]));
+    const sources = result.events.flatMap((event) => (event.type === 'search-source' ? [event.source] : []));
+    assert.deepEqual(sources.map((source) => [source.index, source.title, source.url]), [
+      [1, 'A', 'https://a.example'],
+      [2, 'B', 'https://b.example'],
+      [3, 'C', 'https://c.example'],
+    ]);
+  });
+});

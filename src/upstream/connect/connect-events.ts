@@ -1,0 +1,322 @@
+/**
+ * @module upstream/connect/connect-events
+ * Frame payloads of `ChatService/Chat` (protocol spec §3.6) to `ChatEvent`s: lenient zod schemas and a
+ * pure mapper `mapConnectFrame(state, payload, options)`, plus the end-of-stream rules.
+ */
+import { z } from 'zod';
+import { RateLimitError, UpstreamError, type GatewayError } from '../../errors.ts';
+import type { ChatEvent } from '../dialect.ts';
+import { renderCitations, type CitationMode } from './connect-citations.ts';
+import { gatewayErrorFromConnect, parseConnectError } from './connect-errors.ts';
+import { addSources, emptySourceTable, sourceNumberForRef, type SearchItem, type SourceTable } from './connect-sources.ts';
+
+export type UnknownKind = 'event' | 'op' | 'field' | 'enum';
+export type UnknownObserver = (kind: UnknownKind, name: string) => void;
+export interface UnknownReport {
+  kind: UnknownKind;
+  name: string;
+}
+
+export interface MapperOptions {
+  citations: CitationMode;
+  defaultRetryAfterMs: number;
+  busyRetryAfterMs?: number;
+  maxMarkerChars?: number;
+}
+
+/** The block text and reasoning currently stream into; `raw` is its upstream content so far. */
+interface BlockCursor {
+  readonly id: string | undefined;
+  readonly raw: string;
+  /** A newline is owed before this block's first character (it follows an earlier block). */
+  readonly owesSeparator: boolean;
+}
+
+type Channel = 'text' | 'reasoning';
+
+export interface ConnectStreamState {
+  readonly lastEventOffset: number;
+  readonly conversationId: string | undefined;
+  readonly messageId: string | undefined;
+  readonly blocks: Readonly<Record<Channel, BlockCursor | undefined>>;
+  /** Held-back start of a citation marker, per channel (§3.7). */
+  readonly pending: Readonly<Record<Channel, string>>;
+  readonly hasContent: Readonly<Record<Channel, boolean>>;
+  readonly sources: SourceTable;
+  readonly isDone: boolean;
+  readonly isCompleted: boolean;
+  readonly quotaNotice: string | undefined;
+}
+
+export interface FrameResult {
+  state: ConnectStreamState;
+  events: ChatEvent[];
+  unknowns: UnknownReport[];
+  error?: GatewayError;
+}
+
+export function initialStreamState(): ConnectStreamState {
+  return {
+    lastEventOffset: 0,
+    conversationId: undefined,
+    messageId: undefined,
+    blocks: { text: undefined, reasoning: undefined },
+    pending: { text: '', reasoning: '' },
+    hasContent: { text: false, reasoning: false },
+    sources: emptySourceTable,
+    isDone: false,
+    isCompleted: false,
+    quotaNotice: undefined,
+  };
+}
+
+// Lenient schemas: a field of the wrong type becomes undefined instead of failing the frame (§3.2).
+const text = z.string().optional().catch(undefined);
+const id = z.union([z.string(), z.number().transform(String)]).optional().catch(undefined);
+const offset = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional().catch(undefined);
+const content = z.looseObject({ content: text }).optional().catch(undefined);
+const searchItem = z
+  .looseObject({ refIndex: text, title: text, url: text, siteName: text, snippet: text, base: z.looseObject({ title: text, url: text, siteName: text, snippet: text }).optional().catch(undefined) })
+  .catch({});
+const searchItems = z.array(searchItem).optional().catch(undefined);
+const localized = z.looseObject({ message: text }).optional().catch(undefined);
+
+const blockSchema = z.looseObject({
+  id,
+  text: content,
+  think: content,
+  tool: z.looseObject({ status: text, contents: z.array(z.looseObject({ searchResult: searchItem.optional() }).catch({})).optional().catch(undefined) }).optional().catch(undefined),
+  search: z.looseObject({ webPages: searchItems }).optional().catch(undefined),
+  exception: z.looseObject({ error: z.looseObject({ reason: text, message: text, severity: text, localizedMessage: localized }).optional().catch(undefined) }).optional().catch(undefined),
+});
+const messageSchema = z.looseObject({
+  id,
+  role: text,
+  status: text,
+  refs: z.looseObject({ searchChunks: searchItems, usedSearchChunks: searchItems }).optional().catch(undefined),
+});
+const frameSchema = z.looseObject({
+  op: text,
+  eventOffset: offset,
+  heartbeat: z.unknown().optional(),
+  done: z.unknown().optional(),
+  error: z.unknown().optional(),
+  chat: z.looseObject({ id }).optional().catch(undefined),
+  message: messageSchema.optional().catch(undefined),
+  block: blockSchema.optional().catch(undefined),
+  notification: z.looseObject({ type: text, message: text }).optional().catch(undefined),
+});
+type Frame = z.infer<typeof frameSchema>;
+type Block = NonNullable<Frame['block']>;
+
+const knownTopLevel = new Set(['op', 'mask', 'eventOffset', 'heartbeat', 'done', 'error', 'chat', 'message', 'block', 'notification']);
+const knownBlockParts = new Set(['text', 'think', 'tool', 'search', 'exception', 'multiStage', 'stage']);
+const knownMessageStatuses = new Set(['MESSAGE_STATUS_GENERATING', 'MESSAGE_STATUS_COMPLETED']);
+const knownToolStatuses = new Set(['STATUS_PENDING', 'STATUS_RUNNING', 'STATUS_DONE']);
+
+/** Maps one data frame's JSON. Never throws: problems come back as `error` or `unknowns`. */
+export function mapConnectFrame(state: ConnectStreamState, payload: unknown, options: MapperOptions): FrameResult {
+  const unknowns: UnknownReport[] = [];
+  const events: ChatEvent[] = [];
+  const parsed = frameSchema.safeParse(payload);
+  if (!parsed.success) return { state, events, unknowns: [{ kind: 'event', name: Array.isArray(payload) ? 'array' : typeof payload }] };
+  const frame = parsed.data;
+  for (const [key, value] of Object.entries(frame)) {
+    if (!knownTopLevel.has(key) && value !== null && typeof value === 'object') unknowns.push({ kind: 'event', name: key });
+  }
+  if (frame.error !== undefined) return { state, events, unknowns, error: streamError(frame.error, options) };
+  const isStateEvent = frame.heartbeat === undefined;
+  if (!isStateEvent) return { state, events, unknowns };
+  if (frame.eventOffset !== undefined) {
+    // §3.6: offsets grow by one per state event; a repeated or older offset is a replayed duplicate.
+    if (frame.eventOffset <= state.lastEventOffset) return { state, events, unknowns };
+    state = { ...state, lastEventOffset: frame.eventOffset };
+  }
+  const op = frame.op ?? 'set';
+  if (op !== 'set' && op !== 'append') {
+    unknowns.push({ kind: 'op', name: op });
+    return { state, events, unknowns };
+  }
+  if (frame.chat?.id && state.conversationId === undefined) {
+    state = { ...state, conversationId: frame.chat.id };
+    events.push({ type: 'conversation-start', conversationId: frame.chat.id });
+  }
+  if (frame.message) state = mapMessage(state, frame.message, events, unknowns);
+  if (frame.block) {
+    const error = blockError(frame.block, options);
+    if (error) return { state, events, unknowns, error };
+    state = mapBlock(state, op, frame.block, options, events, unknowns);
+  }
+  if (frame.notification) state = mapNotification(state, frame.notification, events, unknowns);
+  if (frame.done !== undefined) state = { ...state, isDone: true };
+  return { state, events, unknowns };
+}
+
+/**
+ * End-of-stream rules (§3.6): the end frame may still carry an error after `done`; a transport end
+ * without `done` or end frame is a truncation; a reply with no text and no reasoning is a failure.
+ */
+export function mapEndOfStream(
+  state: ConnectStreamState,
+  end: { sawEndFrame: true; payload: unknown } | { sawEndFrame: false },
+  options: MapperOptions,
+): { events: ChatEvent[]; error?: GatewayError } {
+  if (end.sawEndFrame && end.payload !== null && typeof end.payload === 'object' && 'error' in end.payload) {
+    return { events: [], error: streamError(end.payload.error, options) };
+  }
+  const events: ChatEvent[] = [];
+  for (const channel of ['reasoning', 'text'] as const) {
+    const tail = renderCitations(state.pending[channel], resolver(state), options.citations, true, options.maxMarkerChars).output;
+    if (tail) events.push(delta(channel, tail));
+  }
+  if (!end.sawEndFrame && !state.isDone) {
+    return { events, error: new UpstreamError('Kimi\'s answer stream ended before it was complete (no end-of-stream frame).', { isRetryable: true }) };
+  }
+  if (!state.hasContent.text && !state.hasContent.reasoning) {
+    const error = state.quotaNotice
+      ? new RateLimitError('insufficient_quota', `This Kimi account has used up its quota: ${state.quotaNotice}.`, { retryAfterMs: options.defaultRetryAfterMs })
+      : new UpstreamError('Kimi returned an empty answer (no text, no reasoning, no error).', { isRetryable: true });
+    return { events, error };
+  }
+  events.push({ type: 'finish', reason: 'stop' });
+  return { events };
+}
+
+function mapMessage(state: ConnectStreamState, message: NonNullable<Frame['message']>, events: ChatEvent[], unknowns: UnknownReport[]): ConnectStreamState {
+  if (message.role === 'user') return state; // the echo of our own turn, never part of the answer (§4)
+  if (message.role !== undefined && message.role !== 'assistant') unknowns.push({ kind: 'enum', name: `message.role:${message.role}` });
+  if (message.role === 'assistant' && message.id && message.id !== state.messageId) {
+    state = { ...state, messageId: message.id };
+    events.push({ type: 'message-start', messageId: message.id });
+  }
+  if (message.status !== undefined) {
+    if (!knownMessageStatuses.has(message.status)) unknowns.push({ kind: 'enum', name: `message.status:${message.status}` });
+    if (message.status === 'MESSAGE_STATUS_COMPLETED') state = { ...state, isCompleted: true };
+  }
+  const chunks = [...(message.refs?.searchChunks ?? []), ...(message.refs?.usedSearchChunks ?? [])];
+  return withSources(state, chunks, events);
+}
+
+function mapBlock(
+  state: ConnectStreamState,
+  op: 'set' | 'append',
+  block: Block,
+  options: MapperOptions,
+  events: ChatEvent[],
+  unknowns: UnknownReport[],
+): ConnectStreamState {
+  for (const [key, value] of Object.entries(block)) {
+    if (!knownBlockParts.has(key) && value !== null && typeof value === 'object') unknowns.push({ kind: 'field', name: `block.${key}` });
+  }
+  if (block.think) state = feedChannel(state, 'reasoning', op, block.id, block.think.content, options, events);
+  if (block.text) state = feedChannel(state, 'text', op, block.id, block.text.content, options, events);
+  if (block.tool) {
+    if (block.tool.status !== undefined && !knownToolStatuses.has(block.tool.status)) unknowns.push({ kind: 'enum', name: `block.tool.status:${block.tool.status}` });
+    const results = (block.tool.contents ?? []).map((entry) => entry.searchResult).filter((item) => item !== undefined);
+    state = withSources(state, results, events);
+  }
+  if (block.search?.webPages) state = withSources(state, block.search.webPages, events);
+  return state;
+}
+
+/** `set` replaces the block's content, `append` extends it; either may open the block (§3.6). */
+function feedChannel(
+  state: ConnectStreamState,
+  channel: Channel,
+  op: 'set' | 'append',
+  blockId: string | undefined,
+  incoming: string | undefined,
+  options: MapperOptions,
+  events: ChatEvent[],
+): ConnectStreamState {
+  const current = state.blocks[channel];
+  const isNewBlock = !current || (blockId !== undefined && blockId !== current.id);
+  let pending = state.pending[channel];
+  let cursor: BlockCursor = isNewBlock ? { id: blockId, raw: '', owesSeparator: state.hasContent[channel] } : current;
+  if (isNewBlock && pending) {
+    // A marker never closes across blocks: release what the previous block held back.
+    const tail = renderCitations(pending, resolver(state), options.citations, true, options.maxMarkerChars).output;
+    if (tail) events.push(delta(channel, tail));
+    pending = '';
+  }
+  const added = incoming ?? '';
+  let fresh: string;
+  if (op === 'append') {
+    fresh = added;
+    cursor = { ...cursor, raw: cursor.raw + added };
+  } else {
+    // A set that repeats what was streamed adds only its new tail; text already sent cannot be retracted.
+    fresh = added.startsWith(cursor.raw) ? added.slice(cursor.raw.length) : '';
+    cursor = { ...cursor, raw: added };
+  }
+  let hasContent = state.hasContent;
+  if (fresh) {
+    const scan = renderCitations(pending + fresh, resolver(state), options.citations, false, options.maxMarkerChars);
+    const separator = cursor.owesSeparator ? '\n' : '';
+    if (separator || scan.output) events.push(delta(channel, separator + scan.output));
+    pending = scan.pending;
+    cursor = { ...cursor, owesSeparator: false };
+    if (!hasContent[channel]) hasContent = { ...hasContent, [channel]: true };
+  }
+  return { ...state, blocks: { ...state.blocks, [channel]: cursor }, pending: { ...state.pending, [channel]: pending }, hasContent };
+}
+
+function mapNotification(state: ConnectStreamState, notification: NonNullable<Frame['notification']>, events: ChatEvent[], unknowns: UnknownReport[]): ConnectStreamState {
+  const type = notification.type ?? 'TYPE_UNSPECIFIED';
+  if (type === 'TYPE_MODEL_DEGRADE') {
+    events.push({ type: 'notice', kind: 'model-degrade', message: notification.message || 'Kimi answered with a lighter model because it is busy.' });
+    return state;
+  }
+  const isQuota = /quota/i.test(notification.message ?? '') || JSON.stringify(notification).includes('"needUpgrade":true');
+  if (isQuota) {
+    // §3.13: a quota notice; fatal only when no answer follows (decided at the end of the stream).
+    events.push({ type: 'notice', kind: 'quota', message: notification.message || 'Monthly quota used up.' });
+    return { ...state, quotaNotice: notification.message || 'Monthly quota used up' };
+  }
+  unknowns.push({ kind: 'enum', name: `notification.type:${type}` });
+  events.push({ type: 'notice', kind: type.replace(/^TYPE_/, '').toLowerCase().replace(/_/g, '-'), message: notification.message ?? '' });
+  return state;
+}
+
+function withSources(state: ConnectStreamState, items: Array<z.infer<typeof searchItem>>, events: ChatEvent[]): ConnectStreamState {
+  if (items.length === 0) return state;
+  const flattened: SearchItem[] = items.map((item) => ({
+    refIndex: item.refIndex,
+    title: item.base?.title ?? item.title,
+    url: item.base?.url ?? item.url,
+    siteName: item.base?.siteName ?? item.siteName,
+    snippet: item.base?.snippet ?? item.snippet,
+  }));
+  const { table, added } = addSources(state.sources, flattened);
+  for (const source of added) events.push({ type: 'search-source', source });
+  return table === state.sources ? state : { ...state, sources: table };
+}
+
+/** `block.exception` (§3.12): the generation was aborted inside the message. */
+function blockError(block: Block, options: MapperOptions): GatewayError | undefined {
+  const failure = block.exception?.error;
+  if (!block.exception) return undefined;
+  const reason = failure?.reason ?? 'REASON_UNSPECIFIED';
+  const said = failure?.localizedMessage?.message ?? failure?.message;
+  const detail = said ? `: ${said} (${reason}).` : ` (${reason}).`;
+  if (reason.includes('OVERLOADED')) {
+    return new RateLimitError('upstream_overloaded', `Kimi stopped the answer because it is overloaded${detail}`, {
+      upstreamReason: reason,
+      retryAfterMs: options.defaultRetryAfterMs,
+    });
+  }
+  return new UpstreamError(`Kimi stopped the answer with an error${detail}`, { upstreamReason: reason });
+}
+
+function streamError(value: unknown, options: MapperOptions): GatewayError {
+  const info = parseConnectError(value) ?? { code: 'unknown', hasPaywall: false, needsUpgrade: false };
+  return gatewayErrorFromConnect(info, { operation: 'chat', defaultRetryAfterMs: options.defaultRetryAfterMs, busyRetryAfterMs: options.busyRetryAfterMs });
+}
+
+function resolver(state: ConnectStreamState): (ref: string) => number | undefined {
+  return (ref) => sourceNumberForRef(state.sources, ref);
+}
+
+function delta(channel: Channel, text: string): ChatEvent {
+  return channel === 'text' ? { type: 'text-delta', text } : { type: 'reasoning-delta', text };
+}
