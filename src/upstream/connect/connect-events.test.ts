@@ -247,3 +247,12 @@ describe('citations and sources in the stream (§3.7)', () => {
     ]);
   });
 });
+
+describe('UTF-16 halves across frames', () => {
+  it('holds a high surrogate until its low half arrives in the next frame', () => {
+    const first = JSON.parse('{"op":"set","eventOffset":3,"block":{"id":"0_0","text":{"content":"a\\ud83d"}}}');
+    const second = JSON.parse('{"op":"append","eventOffset":4,"block":{"id":"0_0","text":{"content":"\\ude00b"}}}');
+    const result = run(transcript([...start, first, second, done(5)]));
+    assert.deepEqual(result.events.filter((event) => event.type === 'text-delta').map((event) => event.text), ['a', '😀b']);
+  });
+});

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { RateLimitError, UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent } from '../dialect.ts';
-import { renderCitations, type CitationMode } from './connect-citations.ts';
+import { renderCitations, type CitationMode, type CitationScan } from './connect-citations.ts';
 import { gatewayErrorFromConnect, parseConnectError } from './connect-errors.ts';
 import { addSources, emptySourceTable, sourceNumberForRef, type SearchItem, type SourceTable } from './connect-sources.ts';
 
@@ -251,7 +251,7 @@ function feedChannel(
   }
   let hasContent = state.hasContent;
   if (fresh) {
-    const scan = renderCitations(pending + fresh, resolver(state), options.citations, false, options.maxMarkerChars);
+    const scan = holdHighSurrogate(renderCitations(pending + fresh, resolver(state), options.citations, false, options.maxMarkerChars));
     const separator = cursor.owesSeparator ? '\n' : '';
     if (separator || scan.output) events.push(delta(channel, separator + scan.output));
     pending = scan.pending;
@@ -311,6 +311,16 @@ function blockError(block: Block, options: MapperOptions): GatewayError | undefi
 function streamError(value: unknown, options: MapperOptions): GatewayError {
   const info = parseConnectError(value) ?? { code: 'unknown', hasPaywall: false, needsUpgrade: false };
   return gatewayErrorFromConnect(info, { operation: 'chat', defaultRetryAfterMs: options.defaultRetryAfterMs, busyRetryAfterMs: options.busyRetryAfterMs });
+}
+
+/**
+ * An emoji may arrive as two `\uXXXX` escapes in two frames; a delta ending in half a surrogate pair
+ * would turn into U+FFFD once encoded, so that half waits for the next frame.
+ */
+function holdHighSurrogate(scan: CitationScan): CitationScan {
+  const last = scan.output.charCodeAt(scan.output.length - 1);
+  if (scan.pending || !(last >= 0xd800 && last <= 0xdbff)) return scan;
+  return { output: scan.output.slice(0, -1), pending: scan.output.slice(-1) };
 }
 
 function resolver(state: ConnectStreamState): (ref: string) => number | undefined {

@@ -1,0 +1,100 @@
+/**
+ * @module upstream/connect/connect-stream
+ * One `ChatService/Chat` call as an async iterable of `ChatEvent`s (protocol spec §3.2, §3.5, §3.6):
+ * sends one envelope, decodes frames from the byte stream as they arrive, and applies the
+ * end-of-stream rules. Leaving the loop early destroys the upstream body.
+ */
+import { UpstreamError } from '../../errors.ts';
+import type { ChatEvent, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
+import { parseJsonSafely, readBodyText, toTransportError, type UpstreamResponse } from '../upstream-http.ts';
+import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
+import { buildChatRequest } from './connect-chat-request.ts';
+import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact } from './connect-errors.ts';
+import { initialStreamState, mapConnectFrame, mapEndOfStream, type MapperOptions, type UnknownReport } from './connect-events.ts';
+import { ConnectFrameDecoder, encodeEnvelope } from './connect-framing.ts';
+import { errorContext } from './connect-rpc.ts';
+
+export interface StreamExtras {
+  maxFrameBytes: number;
+  report: (unknown: UnknownReport) => void;
+}
+
+export async function* streamChat(
+  settings: ConnectSettings,
+  session: Session,
+  prompt: KimiPrompt,
+  replyOptions: StreamReplyOptions,
+  signal: AbortSignal,
+  extras: StreamExtras,
+): AsyncGenerator<ChatEvent, void, undefined> {
+  const url = `${settings.baseUrl}/apiv2/kimi.gateway.chat.v1.ChatService/Chat`;
+  const context = errorContext(settings, { operation: 'chat', conversationId: prompt.conversation?.id });
+  const response = await settings.http.send({
+    url,
+    method: 'POST',
+    headers: { ...connectHeaders(settings, session.identity, session.accessToken), 'content-type': 'application/connect+json' },
+    body: encodeEnvelope(JSON.stringify(buildChatRequest(prompt))),
+    signal,
+  });
+  try {
+    if (response.statusCode < 200 || response.statusCode >= 300) throw await errorFromResponse(response, context);
+    const contentType = headerText(response.headers['content-type']);
+    if (!contentType.toLowerCase().startsWith('application/connect+json')) throw await notAStream(response, contentType, context);
+
+    const options: MapperOptions = { citations: replyOptions.citations, defaultRetryAfterMs: settings.defaultRetryAfterMs, busyRetryAfterMs: settings.busyRetryAfterMs };
+    const decoder = new ConnectFrameDecoder(extras.maxFrameBytes);
+    const utf8 = new TextDecoder('utf-8');
+    let state = initialStreamState();
+    let end: { sawEndFrame: true; payload: unknown } | { sawEndFrame: false } = { sawEndFrame: false };
+    reading: for await (const chunk of bodyChunks(response, url)) {
+      for (const frame of decoder.push(chunk)) {
+        // Frames are complete here, so decoding never splits a UTF-8 sequence.
+        const payload = frame.payload.length === 0 ? {} : parseJsonSafely(utf8.decode(frame.payload));
+        if (payload === undefined) throw new UpstreamError('Kimi sent a stream frame that is not JSON.', { isRetryable: true });
+        if (frame.isEndStream) {
+          end = { sawEndFrame: true, payload };
+          break reading;
+        }
+        const result = mapConnectFrame(state, payload, options);
+        state = result.state;
+        for (const unknown of result.unknowns) extras.report(unknown);
+        for (const event of result.events) yield event;
+        if (result.error) throw result.error;
+      }
+    }
+    if (!end.sawEndFrame && decoder.bufferedBytes > 0) {
+      throw new UpstreamError('Kimi\'s answer stream broke off in the middle of a frame.', { isRetryable: true });
+    }
+    const finish = mapEndOfStream(state, end, options);
+    for (const event of finish.events) yield event;
+    if (finish.error) throw finish.error;
+  } finally {
+    // Consumer gone, error or end frame: release the connection now rather than at garbage collection.
+    if (!response.body.readableEnded) response.body.destroy();
+  }
+}
+
+/** The body's chunks, with socket failures and idle timeouts mapped to gateway errors. */
+async function* bodyChunks(response: UpstreamResponse, url: string): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of response.body) yield chunk as Uint8Array;
+  } catch (error) {
+    throw toTransportError(error, url);
+  }
+}
+
+/** A 200 that is not a Connect stream: a unary-style Connect error, or an HTML page from a proxy. */
+async function notAStream(response: UpstreamResponse, contentType: string, context: ReturnType<typeof errorContext>) {
+  const body = await readBodyText(response.body);
+  const info = parseConnectError(parseJsonSafely(body));
+  if (info) return gatewayErrorFromConnect(info, context);
+  const snippet = redact(body.replace(/\s+/g, ' ').trim().slice(0, 200));
+  return new UpstreamError(
+    `Kimi answered the chat with ${contentType || 'no content type'} instead of a Connect stream${snippet ? `: ${snippet}` : ''}.`,
+    { isRetryable: true },
+  );
+}
+
+function headerText(value: string | string[] | undefined): string {
+  return (Array.isArray(value) ? value[0] : value) ?? '';
+}
