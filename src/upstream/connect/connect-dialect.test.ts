@@ -174,6 +174,15 @@ describe('connect dialect over loopback (§3)', () => {
       });
     });
 
+    it('an empty stream (only the {} end frame) is an upstream failure (§3.12)', async () => {
+      server.handle((_request, response) => replyStream(response, framesToBytes(transcript([]))));
+      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), (error: unknown) => {
+        assert.ok(error instanceof UpstreamError);
+        assert.match(error.message, /empty answer/);
+        return true;
+      });
+    });
+
     it('a compressed frame is refused with a typed error', async () => {
       server.handle((_request, response) => replyStream(response, encodeEnvelope('{}', 0x01)));
       await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), /compressed/);
