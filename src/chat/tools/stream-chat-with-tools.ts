@@ -1,0 +1,49 @@
+/**
+ * @module chat/tools/stream-chat-with-tools
+ * The one entry point the three client APIs use: runs the chat use case with a tool plan. It rewrites
+ * earlier calls in the history into the grammar (so the model sees its own form), adds the instructions,
+ * and stacks the tool emulation and the response-format stage on the chat events. Repair rounds continue
+ * the same upstream chat (protocol spec §3.8) with the same credentials, hence the same account.
+ */
+import { textOf } from '../build-prompt.ts';
+import type { ChatService, ChatStream } from '../chat-service.ts';
+import type { ChatMessage, ChatRequest } from '../chat-request.ts';
+import { enforceResponseFormat } from './structured-output.ts';
+import { emulateToolCalls } from './tool-call-stream.ts';
+import type { ChatOutputEvent, RepairRound } from './tool-events.ts';
+import type { ToolGrammar } from './tool-grammar.ts';
+import type { ToolPlan } from './tool-plan.ts';
+
+export interface ToolStream extends Omit<ChatStream, 'events'> {
+  events: AsyncIterable<ChatOutputEvent>;
+}
+
+export interface ToolStreamHooks {
+  createCallId?: () => string;
+  /** Called with the problems each time a repair round starts. */
+  onRepair?: (problems: readonly string[]) => void;
+}
+
+export function streamChatWithTools(chat: ChatService, request: ChatRequest, plan: ToolPlan, signal: AbortSignal, hooks: ToolStreamHooks = {}): ToolStream {
+  const instructions = [request.instructions, plan.instructions].filter(Boolean).join('\n\n') || undefined;
+  const messages = plan.hasTools ? rewriteToolHistory(request.messages, plan.grammar) : request.messages;
+  const stream = chat.streamChat({ ...request, messages, instructions }, signal);
+  const repair: RepairRound = ({ conversationId, instruction }) =>
+    chat.streamChat({ model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens, conversationId, messages: [{ role: 'user', content: instruction }] }, signal).events;
+  let events: AsyncIterable<ChatOutputEvent> = stream.events;
+  if (plan.hasTools) events = emulateToolCalls(stream.events, { plan, repair, createCallId: hooks.createCallId, onRepair: hooks.onRepair });
+  if (plan.responseFormat.kind !== 'text') {
+    events = enforceResponseFormat(events, { format: plan.responseFormat, validator: plan.formatValidator, repair, onRepair: hooks.onRepair });
+  }
+  return { model: stream.model, modelIsFallback: stream.modelIsFallback, meta: stream.meta, events };
+}
+
+/** Assistant `tool_calls` become grammar blocks in the assistant's text, the form the model is asked to write. */
+export function rewriteToolHistory(messages: readonly ChatMessage[], grammar: ToolGrammar): ChatMessage[] {
+  return messages.map((message) => {
+    if (message.role !== 'assistant' || !message.tool_calls?.length) return message;
+    const calls = message.tool_calls.map((call) => grammar.formatCall({ id: call.id, name: call.function.name, arguments: call.function.arguments || '{}' }));
+    const text = [textOf(message.content), ...calls].filter(Boolean).join('\n');
+    return { ...message, content: text, tool_calls: undefined };
+  });
+}
