@@ -142,6 +142,22 @@ export function gatewayErrorFromConnect(info: ConnectErrorInfo, context: Connect
   }
 }
 
+/** The `block.exception` part of a frame (§3.12), as far as it is read. */
+export interface BlockException {
+  error?: { reason?: string; message?: string; localizedMessage?: { message?: string } };
+}
+
+/** `block.exception`: the generation was aborted inside the message; overload is retryable in a new turn. */
+export function errorFromBlockException(exception: BlockException, defaultRetryAfterMs: number): GatewayError {
+  const reason = exception.error?.reason ?? 'REASON_UNSPECIFIED';
+  const said = exception.error?.localizedMessage?.message ?? exception.error?.message;
+  const detail = redact(said ? `: ${said} (${reason}).` : ` (${reason}).`);
+  if (reason.includes('OVERLOADED')) {
+    return new RateLimitError('upstream_overloaded', `Kimi stopped the answer because it is overloaded${detail}`, { upstreamReason: reason, retryAfterMs: defaultRetryAfterMs });
+  }
+  return new UpstreamError(`Kimi stopped the answer with an error${detail}`, { upstreamReason: reason });
+}
+
 /** Maps a non-2xx response: a Connect JSON body when there is one, else the HTTP status alone. */
 export async function errorFromResponse(response: UpstreamResponse, context: ConnectErrorContext): Promise<GatewayError> {
   const body = await readBodyText(response.body);

@@ -162,7 +162,7 @@ describe('stream rules (§3.6)', () => {
     assert.equal(result.error.isRetryable, true);
   });
 
-  it('transport end without done or end frame is a retryable truncation; with done it finishes', () => {
+  it('transport end without done, COMPLETED or end frame is a retryable truncation; otherwise it finishes', () => {
     const truncated = run([...transcript([...start, textFrame(3, 'set', '0_0', 'x')])].slice(0, -1));
     assert.ok(truncated.error instanceof UpstreamError);
     assert.match(truncated.error.message, /ended before it was complete/);
@@ -170,6 +170,9 @@ describe('stream rules (§3.6)', () => {
     const finished = run(transcript([...start, textFrame(3, 'set', '0_0', 'x'), done(4)]).slice(0, -1));
     assert.equal(finished.error, undefined);
     assert.deepEqual(finished.events.at(-1), { type: 'finish', reason: 'stop' });
+    const completed = { op: 'set', mask: 'message.status', eventOffset: 4, message: { id: 'a1', status: 'MESSAGE_STATUS_COMPLETED' } };
+    const whole = run(transcript([...start, textFrame(3, 'set', '0_0', 'x'), completed]).slice(0, -1));
+    assert.deepEqual(whole.events.at(-1), { type: 'finish', reason: 'stop' });
   });
 
   it('TYPE_MODEL_DEGRADE becomes a notice and the stream continues (§3.13)', () => {

@@ -1,13 +1,13 @@
 /**
  * @module upstream/connect/connect-events
- * Frame payloads of `ChatService/Chat` (protocol spec §3.6) to `ChatEvent`s: lenient zod schemas and a
- * pure mapper `mapConnectFrame(state, payload, options)`, plus the end-of-stream rules.
+ * Frame payloads of `ChatService/Chat` (protocol spec §3.6) to `ChatEvent`s: the pure mapper
+ * `mapConnectFrame(state, payload, options)` and the end-of-stream rules (schemas: connect-frame-schema.ts).
  */
-import { z } from 'zod';
 import { RateLimitError, UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent } from '../dialect.ts';
 import { renderCitations, type CitationMode, type CitationScan } from './connect-citations.ts';
-import { gatewayErrorFromConnect, parseConnectError } from './connect-errors.ts';
+import { errorFromBlockException, gatewayErrorFromConnect, parseConnectError } from './connect-errors.ts';
+import { frameSchema, knownBlockParts, knownTopLevel, type Block, type Frame, type SearchItemPayload } from './connect-frame-schema.ts';
 import { addSources, emptySourceTable, sourceNumberForRef, type SearchItem, type SourceTable } from './connect-sources.ts';
 
 export type UnknownKind = 'event' | 'op' | 'field' | 'enum';
@@ -70,47 +70,6 @@ export function initialStreamState(): ConnectStreamState {
   };
 }
 
-// Lenient schemas: a field of the wrong type becomes undefined instead of failing the frame (§3.2).
-const text = z.string().optional().catch(undefined);
-const id = z.union([z.string(), z.number().transform(String)]).optional().catch(undefined);
-const offset = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional().catch(undefined);
-const content = z.looseObject({ content: text }).optional().catch(undefined);
-const searchItem = z
-  .looseObject({ refIndex: text, title: text, url: text, siteName: text, snippet: text, base: z.looseObject({ title: text, url: text, siteName: text, snippet: text }).optional().catch(undefined) })
-  .catch({});
-const searchItems = z.array(searchItem).optional().catch(undefined);
-const localized = z.looseObject({ message: text }).optional().catch(undefined);
-
-const blockSchema = z.looseObject({
-  id,
-  text: content,
-  think: content,
-  tool: z.looseObject({ status: text, contents: z.array(z.looseObject({ searchResult: searchItem.optional() }).catch({})).optional().catch(undefined) }).optional().catch(undefined),
-  search: z.looseObject({ webPages: searchItems }).optional().catch(undefined),
-  exception: z.looseObject({ error: z.looseObject({ reason: text, message: text, severity: text, localizedMessage: localized }).optional().catch(undefined) }).optional().catch(undefined),
-});
-const messageSchema = z.looseObject({
-  id,
-  role: text,
-  status: text,
-  refs: z.looseObject({ searchChunks: searchItems, usedSearchChunks: searchItems }).optional().catch(undefined),
-});
-const frameSchema = z.looseObject({
-  op: text,
-  eventOffset: offset,
-  heartbeat: z.unknown().optional(),
-  done: z.unknown().optional(),
-  error: z.unknown().optional(),
-  chat: z.looseObject({ id }).optional().catch(undefined),
-  message: messageSchema.optional().catch(undefined),
-  block: blockSchema.optional().catch(undefined),
-  notification: z.looseObject({ type: text, message: text }).optional().catch(undefined),
-});
-type Frame = z.infer<typeof frameSchema>;
-type Block = NonNullable<Frame['block']>;
-
-const knownTopLevel = new Set(['op', 'mask', 'eventOffset', 'heartbeat', 'done', 'error', 'chat', 'message', 'block', 'notification']);
-const knownBlockParts = new Set(['text', 'think', 'tool', 'search', 'exception', 'multiStage', 'stage']);
 const knownMessageStatuses = new Set(['MESSAGE_STATUS_GENERATING', 'MESSAGE_STATUS_COMPLETED']);
 const knownToolStatuses = new Set(['STATUS_PENDING', 'STATUS_RUNNING', 'STATUS_DONE']);
 
@@ -124,7 +83,7 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
   for (const [key, value] of Object.entries(frame)) {
     if (!knownTopLevel.has(key) && value !== null && typeof value === 'object') unknowns.push({ kind: 'event', name: key });
   }
-  if (frame.error !== undefined) return { state, events, unknowns, error: streamError(frame.error, options) };
+  if (frame.error !== undefined && frame.error !== null) return { state, events, unknowns, error: streamError(frame.error, options) };
   const isStateEvent = frame.heartbeat === undefined;
   if (!isStateEvent) return { state, events, unknowns };
   if (frame.eventOffset !== undefined) {
@@ -143,8 +102,7 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
   }
   if (frame.message) state = mapMessage(state, frame.message, events, unknowns);
   if (frame.block) {
-    const error = blockError(frame.block, options);
-    if (error) return { state, events, unknowns, error };
+    if (frame.block.exception) return { state, events, unknowns, error: errorFromBlockException(frame.block.exception, options.defaultRetryAfterMs) };
     state = mapBlock(state, op, frame.block, options, events, unknowns);
   }
   if (frame.notification) state = mapNotification(state, frame.notification, events, unknowns);
@@ -154,22 +112,25 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
 
 /**
  * End-of-stream rules (§3.6): the end frame may still carry an error after `done`; a transport end
- * without `done` or end frame is a truncation; a reply with no text and no reasoning is a failure.
+ * without `done`, a COMPLETED status or the end frame is a truncation; a reply with no text and no reasoning is a failure.
  */
 export function mapEndOfStream(
   state: ConnectStreamState,
   end: { sawEndFrame: true; payload: unknown } | { sawEndFrame: false },
   options: MapperOptions,
 ): { events: ChatEvent[]; error?: GatewayError } {
-  if (end.sawEndFrame && end.payload !== null && typeof end.payload === 'object' && 'error' in end.payload) {
-    return { events: [], error: streamError(end.payload.error, options) };
+  const endError = end.sawEndFrame ? (end.payload as { error?: unknown } | null)?.error : undefined;
+  if (endError !== undefined && endError !== null) {
+    // §3.6: an end frame may carry an error even after `done`; it wins over everything streamed.
+    return { events: [], error: streamError(endError, options) };
   }
   const events: ChatEvent[] = [];
   for (const channel of ['reasoning', 'text'] as const) {
     const tail = renderCitations(state.pending[channel], resolver(state), options.citations, true, options.maxMarkerChars).output;
     if (tail) events.push(delta(channel, tail));
   }
-  if (!end.sawEndFrame && !state.isDone) {
+  // A message marked COMPLETED is whole even if the transport dropped before `done`.
+  if (!end.sawEndFrame && !state.isDone && !state.isCompleted) {
     return { events, error: new UpstreamError('Kimi\'s answer stream ended before it was complete (no end-of-stream frame).', { isRetryable: true }) };
   }
   if (!state.hasContent.text && !state.hasContent.reasoning) {
@@ -278,7 +239,7 @@ function mapNotification(state: ConnectStreamState, notification: NonNullable<Fr
   return state;
 }
 
-function withSources(state: ConnectStreamState, items: Array<z.infer<typeof searchItem>>, events: ChatEvent[]): ConnectStreamState {
+function withSources(state: ConnectStreamState, items: SearchItemPayload[], events: ChatEvent[]): ConnectStreamState {
   if (items.length === 0) return state;
   const flattened: SearchItem[] = items.map((item) => ({
     refIndex: item.refIndex,
@@ -290,22 +251,6 @@ function withSources(state: ConnectStreamState, items: Array<z.infer<typeof sear
   const { table, added } = addSources(state.sources, flattened);
   for (const source of added) events.push({ type: 'search-source', source });
   return table === state.sources ? state : { ...state, sources: table };
-}
-
-/** `block.exception` (§3.12): the generation was aborted inside the message. */
-function blockError(block: Block, options: MapperOptions): GatewayError | undefined {
-  const failure = block.exception?.error;
-  if (!block.exception) return undefined;
-  const reason = failure?.reason ?? 'REASON_UNSPECIFIED';
-  const said = failure?.localizedMessage?.message ?? failure?.message;
-  const detail = said ? `: ${said} (${reason}).` : ` (${reason}).`;
-  if (reason.includes('OVERLOADED')) {
-    return new RateLimitError('upstream_overloaded', `Kimi stopped the answer because it is overloaded${detail}`, {
-      upstreamReason: reason,
-      retryAfterMs: options.defaultRetryAfterMs,
-    });
-  }
-  return new UpstreamError(`Kimi stopped the answer with an error${detail}`, { upstreamReason: reason });
 }
 
 function streamError(value: unknown, options: MapperOptions): GatewayError {
