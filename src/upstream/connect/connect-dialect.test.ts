@@ -99,7 +99,8 @@ describe('connect dialect over loopback (§3)', () => {
       server.handle((_request, response) => replyStream(response, fixtureBytes('thinking-answer')));
       const agent: ModelChoice = { ...instant, upstreamModel: 'k3-agent', scenario: 'SCENARIO_OK_COMPUTER', kimiplusId: 'ok-computer', agentMode: 'TYPE_NORMAL', reasoningEffort: 'high', thinking: true, search: true };
       const files = [{ id: 'f-1', name: 'a.png', mediaType: 'image/png', sizeBytes: 3, kind: 'image' as const }];
-      await collect(dialect.streamReply(session, prompt({ text: 'next', model: agent, files, conversation: { id: 'chat-9', parentMessageId: 'msg-8' } }), { citations: 'numbered' }, signal()));
+      const events = await collect(dialect.streamReply(session, prompt({ text: 'next', model: agent, files, conversation: { id: 'chat-9', parentMessageId: 'msg-8' } }), { citations: 'numbered' }, signal()));
+      assert.deepEqual(events.map((event) => event.type), ['conversation-start', 'message-start', 'reasoning-delta', 'reasoning-delta', 'text-delta', 'text-delta', 'finish']);
       assert.deepEqual(JSON.parse(server.requests[0].body.subarray(5).toString('utf8')), {
         chat_id: 'chat-9',
         scenario: 'SCENARIO_OK_COMPUTER',
@@ -117,6 +118,25 @@ describe('connect dialect over loopback (§3)', () => {
       const text = events.map((event) => (event.type === 'text-delta' ? event.text : '')).join('');
       assert.equal(text, '今天北京晴转多云，最高约30℃[1]。');
       assert.equal(events.filter((event) => event.type === 'search-source').length, 1);
+    });
+
+    it('4-byte UTF-8 and emoji sent as escaped surrogate halves in two frames come out exact (D14)', async () => {
+      const frames = transcript([
+        { eventOffset: 1, op: 'set', block: { id: '0', text: { content: '😀👍🏽 é 北' } } },
+        { eventOffset: 2, op: 'append', block: { id: '0', text: { content: ' 𝄞' } } },
+        { eventOffset: 5, done: {} },
+      ]);
+      const bytes = Buffer.concat([
+        framesToBytes(frames.slice(0, 2)),
+        encodeEnvelope('{"eventOffset":3,"op":"append","block":{"id":"0","text":{"content":"\\ud83c"}}}'),
+        encodeEnvelope('{"eventOffset":4,"op":"append","block":{"id":"0","text":{"content":"\\udf0d!"}}}'),
+        framesToBytes(frames.slice(2)),
+      ]);
+      server.handle((_request, response) => replyStream(response, bytes, 1));
+      const events = await collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()));
+      const deltas = events.flatMap((event) => (event.type === 'text-delta' ? [event.text] : []));
+      assert.equal(deltas.join(''), '😀👍🏽 é 北 𝄞🌍!');
+      assert.ok(deltas.every((text) => Buffer.from(text, 'utf8').toString('utf8') === text), 'no delta carries half a surrogate pair');
     });
 
     it('(d) overload in the end frame → RateLimitError upstream_overloaded', async () => {
