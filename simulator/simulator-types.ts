@@ -29,6 +29,8 @@ export interface SimulatorOptions {
   imageParseDelayMs?: number;
   /** Largest accepted upload, default 100 MiB. */
   maxUploadBytes?: number;
+  /** Recorded requests kept (oldest dropped first), default 10 000, so a long-running demo stays bounded. */
+  maxRecordedRequests?: number;
   /** Clock in epoch ms (token expiry, grace window, parse progress), default Date.now. */
   clock?: () => number;
 }

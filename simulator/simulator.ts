@@ -13,7 +13,7 @@ import { handleLegacyFile, handleLegacyParseProcess, handleParseProgress, handle
 import { sendConnectError, type RouteContext, type RouteHandler } from './http-io.ts';
 import { LEGACY_ROUTES } from './legacy-routes.ts';
 import { ScenarioBook } from './scenarios.ts';
-import { SimulatorState, type Settings } from './state.ts';
+import { SimulatorState, type ChatRecord, type FileRecord, type Settings } from './state.ts';
 import { createTokenSigner } from './tokens.ts';
 import { UNARY_ROUTES } from './unary-routes.ts';
 import type { RecordedRequest, SimulatedChat, SimulatedFile, Simulator, SimulatorOptions } from './simulator-types.ts';
@@ -55,6 +55,16 @@ function resolveSettings(options: SimulatorOptions): Settings {
   };
 }
 
+/** A detached copy without internal fields, so callers cannot disturb the simulator's state. */
+function publicChat({ activeStream: _stream, messages, ...chat }: ChatRecord): SimulatedChat {
+  return { ...chat, messages: messages.map((message) => ({ ...message, fileIds: [...message.fileIds] })) };
+}
+
+function publicFile(file: FileRecord, state: SimulatorState): SimulatedFile {
+  const { parseDelayMs: _delay, outcome: _outcome, ...visible } = file;
+  return { ...visible, status: state.fileStatus(file) };
+}
+
 function headersOf(req: IncomingMessage): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
@@ -68,6 +78,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const state = new SimulatorState(settings, createTokenSigner());
   const scenarios = new ScenarioBook(options.scenario ?? 'normal');
   const requests: RecordedRequest[] = [];
+  const maxRecorded = options.maxRecordedRequests ?? 10_000;
   const closing = new AbortController();
   const server = createServer({ noDelay: true, requestTimeout: 0 });
   let baseUrl = '';
@@ -84,8 +95,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       userId === undefined
         ? [...state.accounts.values()].reduce((sum, account) => sum + account.activeStreams, 0)
         : (state.accounts.get(userId)?.activeStreams ?? 0),
-    chats: (userId) => [...(state.accounts.get(userId)?.chats.values() ?? [])].map(({ activeStream: _unused, ...chat }): SimulatedChat => ({ ...chat, messages: chat.messages.map((message) => ({ ...message, fileIds: [...message.fileIds] })) })),
-    files: (userId) => [...(state.accounts.get(userId)?.files.values() ?? [])].map(({ parseDelayMs: _delay, outcome: _outcome, ...file }): SimulatedFile => ({ ...file, status: state.fileStatus({ ...file, parseDelayMs: _delay, outcome: _outcome }) })),
+    chats: (userId) => [...(state.accounts.get(userId)?.chats.values() ?? [])].map(publicChat),
+    files: (userId) => [...(state.accounts.get(userId)?.files.values() ?? [])].map((file) => publicFile(file, state)),
     reset() {
       scenarios.clear();
       requests.length = 0;
@@ -105,6 +116,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     }
     const record: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname + url.search, headers: headersOf(req), bodyBytes: 0, time: Date.now() };
     requests.push(record);
+    if (requests.length > maxRecorded) requests.splice(0, requests.length - maxRecorded);
     const requestGone = new AbortController();
     res.once('close', () => requestGone.abort());
     const context: RouteContext = { req, res, url, state, scenarios, record, baseUrl, signal: AbortSignal.any([closing.signal, requestGone.signal]) };
