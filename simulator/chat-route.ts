@@ -12,6 +12,7 @@ import { readBody, recordText, requireAccount, sendConnectError, type RouteConte
 import { newUuidLikeId } from './ids.ts';
 import { collapseText, searchQueryOf, simulatedReply, simulatedThinkingText } from './reply-text.ts';
 import { scenarioApplies, scenarioFromPrompt, type ScenarioName } from './scenarios.ts';
+import { withToolReply } from './tool-replies.ts';
 import type { AccountRecord, ChatRecord, FileRecord, StreamSlot } from './state.ts';
 import { runStream, utf8SplitPoint, type StreamPlan, type StreamStep } from './stream-writer.ts';
 import { bearerToken } from './tokens.ts';
@@ -121,13 +122,13 @@ async function streamTurn(
   const isFirstTurn = chat.messages.length === 0;
   const files = request.fileIds.map((id) => account.files.get(id)).filter((file): file is FileRecord => file !== undefined);
   const turn = chat.messages.filter((message) => message.role === 'user').length + 1;
-  const reply = simulatedReply({
+  const reply = withToolReply(simulatedReply({
     userText: request.text,
     turn,
     files: files.map((file) => ({ name: file.name, sizeBytes: file.sizeBytes, sha256: file.sha256 })),
     search: request.search,
     markerStyle: scenario === 'search-alt-markers' ? '1f6e0' : 'e3a3',
-  });
+  }), request.text, scenario);
   const userMessage = storesUser
     ? state.addMessage(chat, { role: 'user', parentId: request.parentId, text: request.text, fileIds: request.fileIds, status: 'completed', scenario: request.apiScenario })
     : { id: newUuidLikeId(state.now()) };

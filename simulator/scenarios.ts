@@ -53,6 +53,9 @@ export const SCENARIOS = {
   'upload-forbidden': { kinds: UPLOAD, description: 'Upload answers HTTP 403 (Connect permission_denied).' },
   'parse-failed': { kinds: UPLOAD, description: 'The uploaded file parses to PROCESS_STATUS_FAILED (legacy: "failed").' },
   'parse-slow': { kinds: UPLOAD, description: 'The uploaded file takes 3 s to parse.' },
+  'tools-malformed': { kinds: STREAMS, description: 'Issue 9: when tools are offered, the call carries broken JSON (tool-replies.ts).' },
+  'tools-unknown-tool': { kinds: STREAMS, description: 'Issue 9: when tools are offered, it calls a tool that was not offered.' },
+  'tools-ignored': { kinds: STREAMS, description: 'Issue 9: when tools are offered, it answers in prose and calls nothing.' },
 } as const satisfies Record<string, { kinds: readonly RequestKind[]; description: string }>;
 
 export type ScenarioName = keyof typeof SCENARIOS;
