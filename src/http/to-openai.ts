@@ -6,8 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ChatResult } from '../chat/fold-chat-events.ts';
-import type { ChatEvent, FinishReason, SearchSource } from '../upstream/dialect.ts';
+import type { ChatToolResult } from '../chat/tools/fold-tool-events.ts';
+import type { ChatOutputEvent } from '../chat/tools/tool-events.ts';
+import type { FinishReason, SearchSource } from '../upstream/dialect.ts';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage, SearchResultView } from './openai-schema.ts';
+import { messageToolCalls, toolCallChunkDelta } from './routes/chat-completions-tools.ts';
 
 export interface ChunkMapperOptions {
   model: string;
@@ -17,7 +20,7 @@ export interface ChunkMapperOptions {
 
 export interface ChunkMapper {
   /** Chunks to send for one event (often none). */
-  map(event: ChatEvent): ChatCompletionChunk[];
+  map(event: ChatOutputEvent): ChatCompletionChunk[];
   readonly id: string;
 }
 
@@ -45,7 +48,7 @@ export function createChunkMapper(options: ChunkMapperOptions): ChunkMapper {
     return value;
   }
 
-  function map(event: ChatEvent): ChatCompletionChunk[] {
+  function map(event: ChatOutputEvent): ChatCompletionChunk[] {
     switch (event.type) {
       case 'conversation-start':
         id = event.conversationId;
@@ -60,6 +63,9 @@ export function createChunkMapper(options: ChunkMapperOptions): ChunkMapper {
       case 'usage':
         usage = toUsage(event.promptTokens, event.completionTokens);
         return [];
+      case 'tool-call-start':
+      case 'tool-call-delta':
+        return [chunk({ tool_calls: [toolCallChunkDelta(event)] })];
       case 'finish': {
         const final = chunk({}, toFinishReason(event.reason));
         Object.assign(final, sourceFields(sources));
@@ -80,9 +86,11 @@ export function createChunkMapper(options: ChunkMapperOptions): ChunkMapper {
   };
 }
 
-export function toChatCompletion(result: ChatResult, model: string, created = Math.floor(Date.now() / 1000)): ChatCompletion {
-  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content: result.text, refusal: null };
+export function toChatCompletion(result: ChatResult | ChatToolResult, model: string, created = Math.floor(Date.now() / 1000)): ChatCompletion {
+  const toolCalls = messageToolCalls('toolCalls' in result ? result.toolCalls : undefined);
+  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content: toolCalls && !result.text ? null : result.text, refusal: null };
   if (result.reasoning) message.reasoning_content = result.reasoning;
+  if (toolCalls) message.tool_calls = toolCalls;
   return {
     id: result.conversationId ?? `chatcmpl-${randomUUID()}`,
     object: 'chat.completion',
