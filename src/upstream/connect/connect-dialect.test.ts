@@ -244,11 +244,13 @@ describe('connect dialect over loopback (§3)', () => {
       server.handle((_request, response) => {
         response.on('close', () => closed());
         response.writeHead(200, { 'content-type': 'application/connect+json' });
-        response.write(encodeEnvelope(JSON.stringify({ heartbeat: {} })));
+        response.write(encodeEnvelope(JSON.stringify({ eventOffset: 1, op: 'set', block: { id: '0', text: { content: 'first' } } })));
       });
       const controller = new AbortController();
-      setTimeout(() => controller.abort(), 50);
-      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, controller.signal)), (error: unknown) => (error as Error).name === 'AbortError');
+      // The client gives up after the first event, as a disconnecting HTTP client would.
+      await assert.rejects(async () => {
+        for await (const _event of dialect.streamReply(session, prompt(), { citations: 'numbered' }, controller.signal)) controller.abort();
+      }, (error: unknown) => (error as Error).name === 'AbortError');
       await Promise.race([upstreamClosed, delay(2_000, undefined, { ref: false }).then(() => assert.fail('upstream connection still open'))]);
     });
   });
