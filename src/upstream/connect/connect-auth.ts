@@ -9,6 +9,7 @@ import { decodeJwtClaims, expiresAtMs, type KimiTokenClaims } from '../../jwt.ts
 import type { AccountIdentity, Session, SessionGrant } from '../dialect.ts';
 import { parseJsonSafely, readBodyText, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
 import { errorFromResponse, parseConnectError, redact } from './connect-errors.ts';
+import { lenientString } from './connect-frame-schema.ts';
 
 /** Everything the connect modules need to reach Kimi; made once by the dialect factory. */
 export interface ConnectSettings {
@@ -63,10 +64,10 @@ export function connectHeaders(settings: ConnectSettings, identity: AccountIdent
 }
 
 const tokenPairSchema = z.looseObject({
-  accessToken: z.string().optional().catch(undefined),
-  access_token: z.string().optional().catch(undefined),
-  refreshToken: z.string().optional().catch(undefined),
-  refresh_token: z.string().optional().catch(undefined),
+  accessToken: lenientString,
+  access_token: lenientString,
+  refreshToken: lenientString,
+  refresh_token: lenientString,
 });
 
 export async function refreshSession(settings: ConnectSettings, refreshToken: string, mode: RefreshMode, signal: AbortSignal): Promise<SessionGrant> {

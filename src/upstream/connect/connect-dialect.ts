@@ -10,6 +10,7 @@ import { readBodyText, type UpstreamHttp } from '../upstream-http.ts';
 import { connectHeaders, refreshSession, sessionFromAccessToken, type ConnectSettings, type RefreshMode } from './connect-auth.ts';
 import { defaultBusyRetryAfterMs } from './connect-errors.ts';
 import type { UnknownObserver, UnknownReport } from './connect-events.ts';
+import { lenientId, lenientString } from './connect-frame-schema.ts';
 import { defaultMaxFrameBytes } from './connect-framing.ts';
 import { callUnary, readUnaryJson, sendUnary } from './connect-rpc.ts';
 import { streamChat } from './connect-stream.ts';
@@ -44,29 +45,29 @@ export interface ConnectDialectOptions {
 }
 
 const userSchema = z.looseObject({
-  id: z.union([z.string(), z.number().transform(String)]).optional().catch(undefined),
-  nickname: z.string().optional().catch(undefined),
-  name: z.string().optional().catch(undefined),
-  region: z.string().optional().catch(undefined),
-  membership: z.looseObject({ level: z.union([z.string(), z.number().transform(String)]).optional().catch(undefined) }).optional().catch(undefined),
+  id: lenientId,
+  nickname: lenientString,
+  name: lenientString,
+  region: lenientString,
+  membership: z.looseObject({ level: lenientId }).optional().catch(undefined),
 });
 const messagesSchema = z.looseObject({
-  messages: z.array(z.looseObject({ id: z.string().optional().catch(undefined), role: z.string().optional().catch(undefined), createTime: z.string().optional().catch(undefined) }).catch({})).optional().catch(undefined),
+  messages: z.array(z.looseObject({ id: lenientString, role: lenientString, createTime: lenientString }).catch({})).optional().catch(undefined),
 });
 const catalogSchema = z.looseObject({
   availableModels: z
     .array(
       z
         .looseObject({
-          id: z.string().optional().catch(undefined),
-          key: z.string().optional().catch(undefined),
-          displayName: z.string().optional().catch(undefined),
-          scenario: z.string().optional().catch(undefined),
-          kimiPlusId: z.string().optional().catch(undefined),
-          agentMode: z.string().optional().catch(undefined),
+          id: lenientString,
+          key: lenientString,
+          displayName: lenientString,
+          scenario: lenientString,
+          kimiPlusId: lenientString,
+          agentMode: lenientString,
           thinking: z.boolean().optional().catch(undefined),
-          defaultReasoningEffort: z.string().optional().catch(undefined),
-          reasoningEffortOptions: z.array(z.looseObject({ effort: z.string().optional().catch(undefined) }).catch({})).optional().catch(undefined),
+          defaultReasoningEffort: lenientString,
+          reasoningEffortOptions: z.array(z.looseObject({ effort: lenientString }).catch({})).optional().catch(undefined),
         })
         .catch({}),
     )

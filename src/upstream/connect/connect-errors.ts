@@ -20,6 +20,7 @@ import {
   retryAfterMsFromHeaders,
   type UpstreamResponse,
 } from '../upstream-http.ts';
+import { lenientString } from './connect-frame-schema.ts';
 
 export interface ConnectErrorInfo {
   /** Connect code (`resource_exhausted`, …); `unknown` when the body names none. */
@@ -47,7 +48,7 @@ export interface ConnectErrorContext {
 
 export const defaultBusyRetryAfterMs = 3_000;
 
-const text = z.string().optional().catch(undefined);
+const text = lenientString;
 const debugSchema = z.looseObject({
   reason: text,
   localizedMessage: z.looseObject({ message: text }).optional().catch(undefined),

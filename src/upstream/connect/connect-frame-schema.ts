@@ -6,8 +6,12 @@
  */
 import { z } from 'zod';
 
-const text = z.string().optional().catch(undefined);
-const id = z.union([z.string(), z.number().transform(String)]).optional().catch(undefined);
+/** A string field; any other type reads as absent. Shared by every connect schema. */
+export const lenientString = z.string().optional().catch(undefined);
+/** Ids arrive as strings, sometimes as small integers (§3.6). */
+export const lenientId = z.union([z.string(), z.number().transform(String)]).optional().catch(undefined);
+const text = lenientString;
+const id = lenientId;
 const offset = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).optional().catch(undefined);
 const content = z.looseObject({ content: text }).optional().catch(undefined);
 const searchItem = z

@@ -12,6 +12,7 @@ import { parseJsonSafely, readBodyText } from '../upstream-http.ts';
 import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
 import { errorFromResponse } from './connect-errors.ts';
 import type { UnknownReport } from './connect-events.ts';
+import { lenientString } from './connect-frame-schema.ts';
 import { callUnary, errorContext } from './connect-rpc.ts';
 
 export interface UploadOptions {
@@ -57,13 +58,13 @@ export function multipartBody(source: UploadSource, boundary: string = `kimi-fre
 const uploadAnswerSchema = z.looseObject({
   file: z
     .looseObject({
-      id: z.string().optional().catch(undefined),
+      id: lenientString,
       meta: z
         .looseObject({
-          name: z.string().optional().catch(undefined),
-          contentType: z.string().optional().catch(undefined),
+          name: lenientString,
+          contentType: lenientString,
           sizeBytes: z.union([z.string(), z.number()]).optional().catch(undefined),
-          type: z.string().optional().catch(undefined),
+          type: lenientString,
         })
         .optional()
         .catch(undefined),
@@ -73,7 +74,7 @@ const uploadAnswerSchema = z.looseObject({
 });
 
 const progressSchema = z.looseObject({
-  progresses: z.array(z.looseObject({ fileId: z.string().optional().catch(undefined), status: z.string().optional().catch(undefined) }).catch({})).optional().catch(undefined),
+  progresses: z.array(z.looseObject({ fileId: lenientString, status: lenientString }).catch({})).optional().catch(undefined),
 });
 
 export async function uploadFile(settings: ConnectSettings, session: Session, source: UploadSource, signal: AbortSignal, options: UploadOptions): Promise<UploadedFile> {
