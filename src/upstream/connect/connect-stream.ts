@@ -4,12 +4,12 @@
  * sends one envelope, decodes frames from the byte stream as they arrive, and applies the
  * end-of-stream rules. Leaving the loop early destroys the upstream body.
  */
-import { UpstreamError } from '../../errors.ts';
+import { UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
 import { parseJsonSafely, readBodyText, toTransportError, type UpstreamResponse } from '../upstream-http.ts';
 import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
 import { buildChatRequest } from './connect-chat-request.ts';
-import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact } from './connect-errors.ts';
+import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact, type ConnectErrorContext } from './connect-errors.ts';
 import { initialStreamState, mapConnectFrame, mapEndOfStream, type MapperOptions, type UnknownReport } from './connect-events.ts';
 import { ConnectFrameDecoder, encodeEnvelope } from './connect-framing.ts';
 import { errorContext } from './connect-rpc.ts';
@@ -84,7 +84,7 @@ async function* bodyChunks(response: UpstreamResponse, url: string): AsyncGenera
 }
 
 /** A 200 that is not a Connect stream: a unary-style Connect error, or an HTML page from a proxy. */
-async function notAStream(response: UpstreamResponse, contentType: string, context: ReturnType<typeof errorContext>) {
+async function notAStream(response: UpstreamResponse, contentType: string, context: ConnectErrorContext): Promise<GatewayError> {
   const body = await readBodyText(response.body);
   const info = parseConnectError(parseJsonSafely(body));
   if (info) return gatewayErrorFromConnect(info, context);
