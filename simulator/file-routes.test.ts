@@ -9,10 +9,12 @@ import { answerText, chatBody, getJson, postChat, postJson, postLegacyCompletion
 
 let simulator: Simulator;
 let account: SimulatedAccount;
+// A manual clock makes parse timing deterministic however loaded the machine is.
+let now = Date.parse('2026-11-28T00:00:00Z');
 const PROGRESS = '/apiv2-files/kimi.gateway.file.v1.FileService/GetFileParseProgress';
 
 before(async () => {
-  simulator = await startSimulator({ documentParseDelayMs: 150, maxUploadBytes: 64 * 1024 });
+  simulator = await startSimulator({ documentParseDelayMs: 300, maxUploadBytes: 64 * 1024, clock: () => now });
   account = simulator.issueAccount();
 });
 after(() => simulator.close());
@@ -47,7 +49,7 @@ describe('current upload (§3.10)', () => {
     assert.deepEqual(early.json.progresses, [{ fileId: id, status: 'PROCESS_STATUS_PROCESSING' }]);
     const refused = await postChat(simulator.url, account.accessToken, chatBody('too early', { fileIds: [id] }));
     assert.equal(refused.status, 400, 'a file block must reference a parsed file');
-    await new Promise((resolve) => setTimeout(resolve, 170));
+    now += 300;
     const ready = await postJson(simulator.url, PROGRESS, { file_ids: [id] }, account.accessToken);
     assert.equal((ready.json.progresses as { status: string }[])[0].status, 'PROCESS_STATUS_SUCCESS');
 
@@ -95,10 +97,12 @@ describe('legacy upload (§2.3)', () => {
     assert.equal(put.statusCode, 200);
     const file = await postJson(simulator.url, '/api/file', { type: 'file', name: 'notes.txt', object_name: signed.json.object_name, file_id: '', chat_id: '' }, token);
     assert.deepEqual([file.json.status, file.json.size], ['initialized', bytes.length]);
-    const started = performance.now();
-    const parsed = await postJson(simulator.url, '/api/file/parse_process', { ids: [file.json.id], timeout: 120000 }, token);
-    assert.equal(parsed.json.status, 'parsed');
-    assert.ok(performance.now() - started >= 100, 'held open until parsed');
+    let answered = false;
+    const parsing = postJson(simulator.url, '/api/file/parse_process', { ids: [file.json.id], timeout: 120000 }, token).finally(() => (answered = true));
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(answered, false, 'held open while the document is still being parsed');
+    now += 300;
+    assert.equal((await parsing).json.status, 'parsed');
     const chat = await postJson(simulator.url, '/api/chat', { name: 'x' }, token);
     const completion = await postLegacyCompletion(simulator.url, token, String(chat.json.id), { messages: [{ role: 'user', content: 'read it' }], refs: [file.json.id] });
     const text = completion.events.filter((event) => event.event === 'cmpl').map((event) => String(event.text)).join('');

@@ -28,14 +28,14 @@ const joined = (events: Record<string, unknown>[], name: string) =>
 describe('legacy completion stream (§2.5, §2.6)', () => {
   test('req, resp, cmpl deltas split inside UTF-8 characters across reads, rename, all_done', async () => {
     const chatId = await newChat();
-    const body = { kimiplus_id: 'kimi', messages: [{ role: 'user', content: 'user:hello\n' }, { role: 'user', content: 'ignored' }], refs: [], use_search: false, extend: { sidebar: true } };
+    const body = { kimiplus_id: 'kimi', messages: [{ role: 'user', content: 'user:你好，请介绍一下南京的天气、历史和美食\n' }, { role: 'user', content: 'ignored' }], refs: [], use_search: false, extend: { sidebar: true } };
     const response = await postLegacyCompletion(simulator.url, accessToken, chatId, body);
     assert.equal(response.status, 200);
     assert.match(response.contentType, /text\/event-stream/);
     const names = response.events.map((event) => event.event);
     assert.deepEqual(names.slice(0, 2), ['req', 'resp']);
     assert.deepEqual(names.slice(-2), ['rename', 'all_done']);
-    assert.equal(joined(response.events, 'cmpl'), simulatedReply({ userText: 'user:hello\n', turn: 1, search: false, markerStyle: 'none' }).text);
+    assert.equal(joined(response.events, 'cmpl'), simulatedReply({ userText: 'user:你好，请介绍一下南京的天气、历史和美食\n', turn: 1, search: false, markerStyle: 'none' }).text);
     assert.ok(response.splitUtf8Reads > 0, 'some read ended inside a multi-byte character');
     assert.ok(response.bodyText.includes(': keep-alive'));
   });
