@@ -1,0 +1,57 @@
+/**
+ * @module http/anthropic/anthropic-errors
+ * Any thrown value in Anthropic's error envelope `{"type":"error","error":{"type","message"}}`: the status
+ * and headers come from the one renderer (error-envelope.ts); only the body's shape and type names differ.
+ * Our stable `code` rides along inside `error` so that tooling can tell the cases apart.
+ */
+import { renderError, type RenderedError } from '../error-envelope.ts';
+
+export type AnthropicErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'request_too_large'
+  | 'rate_limit_error'
+  | 'api_error'
+  | 'overloaded_error'
+  | 'timeout_error';
+
+export interface AnthropicErrorBody {
+  type: 'error';
+  error: { type: AnthropicErrorType; message: string; code: string };
+}
+
+export interface RenderedAnthropicError {
+  status: number;
+  headers: Record<string, string>;
+  body: AnthropicErrorBody;
+  isExpected: boolean;
+}
+
+export function renderAnthropicError(error: unknown): RenderedAnthropicError {
+  return toAnthropic(renderError(error));
+}
+
+export function toAnthropic(rendered: RenderedError): RenderedAnthropicError {
+  const { message, code } = rendered.body.error;
+  return {
+    status: rendered.status,
+    headers: rendered.headers,
+    body: { type: 'error', error: { type: anthropicType(rendered.status), message, code } },
+    isExpected: rendered.isExpected,
+  };
+}
+
+/** Anthropic names errors by status; statuses it does not use map to the nearest meaning. */
+export function anthropicType(status: number): AnthropicErrorType {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 413) return 'request_too_large';
+  if (status === 429) return 'rate_limit_error';
+  if (status === 503 || status === 529) return 'overloaded_error';
+  if (status === 504) return 'timeout_error';
+  if (status >= 400 && status < 500) return 'invalid_request_error';
+  return 'api_error';
+}
