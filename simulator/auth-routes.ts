@@ -4,6 +4,7 @@
  * `GET /api/auth/token/refresh`. Both rotate both tokens; a rotated-away refresh token works once more within
  * the grace window, then answers 401 "invalid claims".
  */
+import { answerRefreshDrift } from './drift.ts';
 import { field, LEGACY_AUTH_MESSAGE, readJsonObject, sendConnectError, sendJson, sendLegacyError, sleep, type RouteContext } from './http-io.ts';
 import type { RefreshOutcome } from './state.ts';
 import { bearerToken, peekSubject } from './tokens.ts';
@@ -33,7 +34,7 @@ export async function handleRefreshTokenRpc(context: RouteContext): Promise<void
     return;
   }
   const step = await refreshScenario(context, token);
-  if (step === 'aborted') return;
+  if (step === 'aborted' || answerRefreshDrift(context, context.record.scenario)) return;
   if (step === 'fail') {
     sendConnectError(context.res, 'unauthenticated', 'invalid claims');
     return;

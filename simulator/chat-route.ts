@@ -6,6 +6,7 @@
  */
 import { buildChatScript, sessionInProgressError, type ChatPlan, type ScriptItem } from './chat-script.ts';
 import { parseChatRequest, type ChatRequest } from './chat-request.ts';
+import { answerChatDrift, driftChatItems } from './drift.ts';
 import { decodeSingleEnvelope, encodeEnvelope, encodeJsonEnvelope, FLAG_DATA, FLAG_END_STREAM } from './connect-framing.ts';
 import { currentFileWire } from './file-wire.ts';
 import { readBody, recordText, requireAccount, sendConnectError, type RouteContext } from './http-io.ts';
@@ -33,6 +34,7 @@ export async function handleChat(context: RouteContext): Promise<void> {
   const scenario = chooseScenario(context, request, account);
   if (!scenario) return;
   context.record.scenario = scenario;
+  if (answerChatDrift(context, scenario)) return;
   const fault = transportFaultPlan(scenario, 'connect');
   if (fault) {
     await runStream(context.res, fault, context.signal);
@@ -149,7 +151,7 @@ async function streamTurn(
     reply,
   };
   const script = buildChatScript(plan, scenario);
-  const outcome = await playItems(context, script.items, scenario, slot.cancelSignal);
+  const outcome = await playItems(context, driftChatItems(script.items, scenario), scenario, slot.cancelSignal);
   if (assistant) assistant.status = outcome === 'completed' && script.finalStatus ? script.finalStatus : 'interrupted';
 }
 

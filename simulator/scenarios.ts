@@ -4,6 +4,7 @@
  * of a request: prompt hook `[[sim:NAME]]` first, then the account's scenario, then the global one, then the
  * start-up default. A scenario set with `times` is used up only by requests it applies to.
  */
+import { DRIFT_SCENARIOS } from './drift.ts';
 
 /** Which request a scenario can change. Other requests ignore it (and do not use up its `times`). */
 export type RequestKind = 'chat' | 'legacy-chat' | 'refresh' | 'upload';
@@ -56,6 +57,7 @@ export const SCENARIOS = {
   'tools-malformed': { kinds: STREAMS, description: 'Issue 9: when tools are offered, the call carries broken JSON (tool-replies.ts).' },
   'tools-unknown-tool': { kinds: STREAMS, description: 'Issue 9: when tools are offered, it calls a tool that was not offered.' },
   'tools-ignored': { kinds: STREAMS, description: 'Issue 9: when tools are offered, it answers in prose and calls nothing.' },
+  ...DRIFT_SCENARIOS,
 } as const satisfies Record<string, { kinds: readonly RequestKind[]; description: string }>;
 
 export type ScenarioName = keyof typeof SCENARIOS;

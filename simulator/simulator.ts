@@ -12,6 +12,7 @@ import { CONTROL_PREFIX, handleControl } from './control-routes.ts';
 import { handleLegacyFile, handleLegacyParseProcess, handleParseProgress, handlePreSign, handlePresignedPut, handleUpload, PRESIGNED_PREFIX } from './file-routes.ts';
 import { sendConnectError, type RouteContext, type RouteHandler } from './http-io.ts';
 import { LEGACY_ROUTES } from './legacy-routes.ts';
+import { handleQrControl, QR_CONTROL_PREFIX, QR_ROUTES } from './qr-login.ts';
 import { ScenarioBook } from './scenarios.ts';
 import { SimulatorState, type ChatRecord, type FileRecord, type Settings } from './state.ts';
 import { createTokenSigner } from './tokens.ts';
@@ -32,6 +33,7 @@ const POST_ROUTES: Record<string, RouteHandler> = {
   '/api/file': handleLegacyFile,
   '/api/file/parse_process': handleLegacyParseProcess,
   ...UNARY_ROUTES,
+  ...QR_ROUTES,
 };
 
 function findRoute(method: string, pathname: string): RouteHandler | undefined {
@@ -111,6 +113,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', baseUrl);
+    if (url.pathname.startsWith(QR_CONTROL_PREFIX)) return handleQrControl(req, res, url, state);
     if (url.pathname.startsWith(CONTROL_PREFIX)) {
       return handleControl(req, res, url, { simulator, userIds: () => [...state.accounts.keys()], describeScenarios: () => scenarios.describe() });
     }
