@@ -1,0 +1,42 @@
+/**
+ * @module bench/lib/settings
+ * Durations and sizes of one benchmark run (full: about 4 minutes; --quick: about 1 minute), and the
+ * prompts used. The simulator's reply echoes up to 120 characters of the prompt, so the long prompt makes
+ * long streams (about 40 upstream events) and the short one short streams (about 15).
+ */
+
+export interface BenchSettings {
+  quick: boolean;
+  throughput: { connections: number; warmupMs: number; roundMs: number; rounds: number };
+  latency: { requests: number };
+  firstByte: { requests: number; proofStreams: number; proofChunkDelayMs: number };
+  cpu: { concurrency: number; roundMs: number; rounds: number };
+  manyStreams: { streams: number; chunkDelayMs: number; accounts: number };
+  attachments: { sizeBytes: number };
+}
+
+export const SHORT_PROMPT = 'Say hi.';
+export const LONG_PROMPT =
+  'Please write a long and friendly answer about streaming gateways, back-pressure, 背压 和 流式传输, so that every reply has many events.';
+
+export function benchSettings(quick: boolean): BenchSettings {
+  return quick
+    ? {
+        quick,
+        throughput: { connections: 50, warmupMs: 1_000, roundMs: 2_000, rounds: 2 },
+        latency: { requests: 150 },
+        firstByte: { requests: 100, proofStreams: 3, proofChunkDelayMs: 20 },
+        cpu: { concurrency: 16, roundMs: 1_500, rounds: 1 },
+        manyStreams: { streams: 2_000, chunkDelayMs: 150, accounts: 40 },
+        attachments: { sizeBytes: 100_000_000 },
+      }
+    : {
+        quick,
+        throughput: { connections: 50, warmupMs: 2_000, roundMs: 4_000, rounds: 3 },
+        latency: { requests: 500 },
+        firstByte: { requests: 300, proofStreams: 10, proofChunkDelayMs: 20 },
+        cpu: { concurrency: 16, roundMs: 2_500, rounds: 3 },
+        manyStreams: { streams: 2_000, chunkDelayMs: 250, accounts: 40 },
+        attachments: { sizeBytes: 100_000_000 },
+      };
+}
