@@ -51,6 +51,11 @@ export class FakeKimiUpstream {
     this.generations.set(accountName, 0);
   }
 
+  /** The account's current refresh token stops working (logged out, banned). */
+  revoke(accountName: string): void {
+    for (const [token, name] of this.valid) if (name === accountName) this.valid.delete(token);
+  }
+
   isCurrent(refreshToken: string): boolean {
     return this.valid.has(refreshToken);
   }

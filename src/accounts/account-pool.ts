@@ -1,0 +1,444 @@
+/**
+ * @module accounts/account-pool
+ * The account pool (issue 5): which Kimi account serves a request. Healthy accounts first, least recently used,
+ * skipping accounts that cool down (`cool:<id>`, shared through the store so replicas honour each other's) or
+ * were refused (`invalid:<id>`); a conversation goes back to the account that created it; per-account
+ * concurrency with a bounded FIFO waiting room. Sessions come from token-refresher.ts, conversation records and
+ * temporary-chat deletion from conversation-registry.ts, the retry loop from run-with-failover.ts.
+ */
+import { AuthenticationError, ConflictError, GatewayError, NotFoundError, RateLimitError, ServiceUnavailableError, isAbortError } from '../errors.ts';
+import type { DialectName, KimiDialect, Session } from '../upstream/dialect.ts';
+import { getJson, silentLog } from '../store/state-store.ts';
+import type { StateStore, StoreLog } from '../store/state-store.ts';
+import { accountFromRecord, accountIdFor, newAccountRecord, readAccountRecord, recordTtlMs, storeKeys, updateAccountRecord } from './account.ts';
+import type { Account, AccountRecord, AccountSource, CooldownMark, InvalidMark } from './account.ts';
+import { createAccountSlots } from './account-slots.ts';
+import { classifyCredential } from './classify-credential.ts';
+import type { DialectMode } from './classify-credential.ts';
+import { createConversationRegistry } from './conversation-registry.ts';
+import type { ConversationRecord, DeleteConversation } from './conversation-registry.ts';
+import { NO_ACCOUNT_LEFT, runWithFailover } from './run-with-failover.ts';
+import { createTokenRefresher, isAuthRefusal } from './token-refresher.ts';
+import { checkAccount, describeAccounts } from './account-status.ts';
+import type { AccountCheck, AccountSnapshot, StatusContext } from './account-status.ts';
+
+export type { AccountCheck, AccountSnapshot } from './account-status.ts';
+
+export interface AccountPoolOptions {
+  store: StateStore;
+  dialects: Record<DialectName, KimiDialect>;
+  /** `KIMI_DIALECT`. Default `auto`. */
+  dialectMode?: DialectMode;
+  /** Cooldown after a limit or overload without an upstream hint. Default 60 000 ms. */
+  cooldownMs?: number;
+  /** Cooldown after `insufficient_quota` without a stated reset. Default 3 600 000 ms. */
+  quotaCooldownMs?: number;
+  /** Accounts tried per request. Default 3. */
+  maxAttempts?: number;
+  /** No new attempt starts after this long. Default 20 000 ms. */
+  attemptBudgetMs?: number;
+  /** `ACCOUNT_MAX_CONCURRENCY`. Default 2. */
+  accountMaxConcurrency?: number;
+  /** `QUEUE_MAX`. Default 100. */
+  queueMax?: number;
+  /** `QUEUE_TIMEOUT_MS`. Default 30 000. */
+  queueTimeoutMs?: number;
+  /** Retry-After when the waiting room is full or a wait timed out. Default 1 000 ms. */
+  busyRetryAfterMs?: number;
+  /** Re-read accounts and marks from the store this often (contract: added accounts appear within 5 s). Default 4 000 ms; 0 disables. */
+  reloadIntervalMs?: number;
+  /** Look for due chat deletions this often. Default 5 000 ms; 0 disables. */
+  sweepIntervalMs?: number;
+  /** Deletes a chat upstream; default: the account's dialect `deleteConversation` with a fresh session. */
+  deleteConversation?: DeleteConversation;
+  /** Proactive refresh margin (spec §3.4). Default 120 000 ms. */
+  refreshSkewMs?: number;
+  clock?: () => number;
+  log?: StoreLog;
+}
+
+export interface LeaseRequest {
+  /** Accounts this request may use; default the server-side pool. */
+  candidates?: readonly Account[];
+  /** Continue this chat: only its account is used. */
+  conversationId?: string;
+  signal?: AbortSignal;
+  /** Account ids not to use (already tried). */
+  exclude?: Iterable<string>;
+}
+
+export interface Lease {
+  readonly account: Account;
+  /** A usable session. Use `dialects[session.dialect]` for the call: the account's dialect may have changed. */
+  session(signal?: AbortSignal): Promise<Session>;
+  /** After an upstream 401: one refresh; throws AuthenticationError (account marked invalid) when it fails. */
+  refreshAfterAuthFailure(signal?: AbortSignal): Promise<Session>;
+  reportSuccess(): void;
+  /** Cools the account down (limits, overload, quota) or marks it invalid (auth), as the error says. */
+  reportFailure(error: unknown): Promise<void>;
+  /** Frees the slot; call exactly when the request is over. Idempotent. */
+  release(): void;
+}
+
+export interface AccountPool {
+  addServerAccounts(tokens: readonly string[]): Promise<Account[]>;
+  addAccount(token: string, options?: { source?: 'added' | 'server' }): Promise<Account>;
+  removeAccount(accountId: string): Promise<void>;
+  /** Per-request accounts (`Authorization: Bearer T1,T2`), with ids, state and rotation like server ones. */
+  accountsFromBearer(tokens: readonly string[]): Promise<Account[]>;
+  serverAccounts(): Account[];
+  lease(request?: LeaseRequest): Promise<Lease>;
+  withFailover<T>(request: LeaseRequest, attempt: (lease: Lease, attemptNumber: number) => Promise<T>): Promise<{ value: T; lease: Lease }>;
+  bindConversation(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean }): Promise<void>;
+  getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
+  updateParent(conversationId: string, parentMessageId: string): Promise<void>;
+  scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;
+  cancelDeletion(conversationId: string): Promise<void>;
+  sweepDeletions(): Promise<number>;
+  snapshot(accounts?: readonly Account[]): Promise<AccountSnapshot[]>;
+  /** Probes each account live (refresh + current-user call); for `check` and `add-account`. */
+  checkAccounts(accounts?: readonly Account[], signal?: AbortSignal): Promise<AccountCheck[]>;
+  /** Re-reads accounts and marks from the store (also runs on an interval). */
+  reload(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface AccountState {
+  account: Account;
+  lastUsedAt?: number;
+  coolUntil?: number;
+  coolCode?: string;
+  invalidReason?: string;
+  failures: number;
+  isLive: boolean;
+}
+
+export function createAccountPool(options: AccountPoolOptions): AccountPool {
+  const { store, dialects, clock = Date.now, log = silentLog, dialectMode = 'auto' } = options;
+  const { cooldownMs = 60_000, quotaCooldownMs = 3_600_000, maxAttempts = 3, attemptBudgetMs = 20_000 } = options;
+  const states = new Map<string, AccountState>();
+  const serverIds = new Set<string>();
+  const busyConversations = new Set<string>();
+
+  const isCooling = (state: AccountState, now = clock()): boolean => (state.coolUntil ?? 0) > now;
+  const isUsable = (id: string): boolean => {
+    const state = states.get(id);
+    return !!state && !state.invalidReason && !isCooling(state);
+  };
+  const slots = createAccountSlots({
+    maxPerAccount: options.accountMaxConcurrency ?? 2,
+    queueMax: options.queueMax ?? 100,
+    queueTimeoutMs: options.queueTimeoutMs ?? 30_000,
+    busyRetryAfterMs: options.busyRetryAfterMs ?? 1_000,
+    isUsable,
+  });
+  const refresher = createTokenRefresher({
+    store,
+    dialects,
+    clock,
+    log,
+    skewMs: options.refreshSkewMs,
+    onInvalid: (id, reason) => noteInvalid(id, reason),
+  });
+  const conversations = createConversationRegistry({
+    store,
+    clock,
+    log,
+    isBusy: (conversationId) => busyConversations.has(conversationId),
+    deleteConversation:
+      options.deleteConversation ??
+      (async (accountId, conversationId, signal) => {
+        const session = await refresher.getSession(accountId, signal);
+        await dialects[session.dialect].deleteConversation(session, conversationId, signal);
+      }),
+  });
+
+  function upsertState(record: AccountRecord): AccountState {
+    const existing = states.get(record.id);
+    if (existing) {
+      existing.account = accountFromRecord(record);
+      return existing;
+    }
+    const state: AccountState = { account: accountFromRecord(record), failures: 0, isLive: false };
+    states.set(record.id, state);
+    return state;
+  }
+
+  function noteInvalid(id: string, reason: string): void {
+    const state = states.get(id);
+    if (state) state.invalidReason = reason;
+    slots.rejectWaiters((candidateIds) => unusableError([...candidateIds]));
+  }
+
+  /** The error for a request none of whose candidates can be used now, or undefined when one can. */
+  function unusableError(ids: readonly string[]): Error | undefined {
+    const now = clock();
+    const known = ids.map((id) => states.get(id)).filter((state): state is AccountState => !!state);
+    if (known.some((state) => !state.invalidReason && !isCooling(state, now))) return undefined;
+    const cooling = known.filter((state) => !state.invalidReason);
+    if (cooling.length === 0) {
+      return new AuthenticationError(
+        ids.length === 1
+          ? `Kimi account ${ids[0]} was refused by Kimi (${known[0]?.invalidReason ?? 'unknown account'}).`
+          : 'Every configured Kimi account was refused by Kimi; add a fresh refresh token.',
+      );
+    }
+    const soonest = Math.min(...cooling.map((state) => state.coolUntil ?? now));
+    const isQuota = cooling.every((state) => state.coolCode === 'insufficient_quota');
+    const seconds = Math.ceil((soonest - now) / 1000);
+    return new RateLimitError(
+      isQuota ? 'insufficient_quota' : 'rate_limited',
+      `Every Kimi account is cooling down after upstream limits; the first is expected back in ${seconds} s.`,
+      { retryAfterMs: Math.max(1, soonest - now), blamesAccount: false },
+    );
+  }
+
+  async function coolDown(id: string, durationMs: number, code: string): Promise<void> {
+    const state = states.get(id);
+    const until = clock() + durationMs;
+    if (state && (state.coolUntil ?? 0) < until) {
+      state.coolUntil = until;
+      state.coolCode = code;
+    }
+    const mark: CooldownMark = { until, code };
+    await store.set(storeKeys.cooldown(id), JSON.stringify(mark), { ttlMs: durationMs }).catch((error: unknown) => {
+      log.warn({ accountId: id, err: String(error) }, 'could not store a cooldown');
+    });
+    log.info({ accountId: id, code, cooldownMs: durationMs }, 'kimi account cooling down');
+    slots.rejectWaiters((candidateIds) => unusableError([...candidateIds]));
+  }
+
+  /** Brings one account's marks up to date from the store (another replica may have set them). */
+  async function refreshMarks(id: string): Promise<void> {
+    const state = states.get(id);
+    if (!state) return;
+    const [cooldown, invalid] = await Promise.all([
+      getJson<CooldownMark>(store, storeKeys.cooldown(id), log),
+      getJson<InvalidMark>(store, storeKeys.invalid(id), log),
+    ]);
+    if (cooldown && cooldown.until > (state.coolUntil ?? 0)) {
+      state.coolUntil = cooldown.until;
+      state.coolCode = cooldown.code;
+    }
+    state.invalidReason = invalid?.reason;
+  }
+
+  async function ensureAccount(token: string, source: AccountSource, label: string): Promise<Account> {
+    const credential = classifyCredential(token, { dialectMode, label, now: clock() });
+    const id = accountIdFor(credential.token);
+    const known = states.get(id);
+    if (known && (source === 'bearer' || known.account.source !== 'bearer')) return known.account;
+    const record = newAccountRecord(credential, source, clock());
+    const key = storeKeys.account(id);
+    const isNew = await store.compareAndSet(key, undefined, JSON.stringify(record), { durable: true, ttlMs: recordTtlMs(record) });
+    // An existing record keeps its (possibly rotated) token; a server-side add only upgrades a bearer record.
+    const stored = isNew
+      ? record
+      : source !== 'bearer'
+        ? await updateAccountRecord(store, id, (current) => (current.source === 'bearer' ? { ...current, source } : current), { durable: true })
+        : await readAccountRecord(store, id, log);
+    const state = upsertState(stored ?? record);
+    if (state.account.source !== 'bearer') serverIds.add(id);
+    if (!isNew) await refreshMarks(id);
+    return state.account;
+  }
+
+  /** Candidate ids after affinity and exclusion. */
+  async function candidatesFor(request: LeaseRequest): Promise<string[]> {
+    let ids = request.candidates ? request.candidates.map((account) => account.id) : [...serverIds];
+    if (ids.length === 0) throw new AuthenticationError('No Kimi account is configured: give a token.');
+    if (request.conversationId) {
+      const record = await conversations.get(request.conversationId);
+      if (record) {
+        if (!ids.includes(record.accountId)) {
+          throw new NotFoundError(`Conversation ${request.conversationId} was not found for these accounts.`, {
+            code: 'conversation_not_found',
+            param: 'conversation_id',
+          });
+        }
+        ids = [record.accountId];
+      }
+      if (busyConversations.has(request.conversationId)) {
+        throw new ConflictError(`A reply is already being generated in conversation ${request.conversationId}.`);
+      }
+    }
+    const excluded = new Set(request.exclude ?? []);
+    const remaining = ids.filter((id) => !excluded.has(id));
+    if (remaining.length === 0) {
+      throw new ServiceUnavailableError('Every Kimi account for this request has been tried.', { code: NO_ACCOUNT_LEFT });
+    }
+    return remaining;
+  }
+
+  /** Picks and reserves a slot: healthy before recently failing, then least recently used. */
+  async function acquire(ids: string[], signal: AbortSignal | undefined): Promise<string> {
+    for (let round = 0; round <= ids.length * 2; round += 1) {
+      const unusable = unusableError(ids);
+      if (unusable) throw unusable;
+      const usable = ids.filter(isUsable);
+      const free = usable
+        .filter((id) => slots.inFlight(id) < (options.accountMaxConcurrency ?? 2))
+        .sort((a, b) => rank(a) - rank(b));
+      let id: string;
+      if (free.length > 0 && slots.tryTake(free[0])) id = free[0];
+      else id = await slots.wait(usable, signal);
+      await refreshMarks(id).catch(() => undefined);
+      if (isUsable(id)) return id;
+      slots.release(id); // another replica cooled it down or refused it meanwhile: choose again
+    }
+    throw unusableError(ids) ?? new ServiceUnavailableError('No Kimi account could be reserved.', { isRetryable: true });
+  }
+
+  function rank(id: string): number {
+    const state = states.get(id) as AccountState;
+    return (state.failures > 0 ? 1e15 : 0) + (state.lastUsedAt ?? 0);
+  }
+
+  function makeLease(id: string, conversationId: string | undefined): Lease {
+    const state = states.get(id) as AccountState;
+    state.lastUsedAt = clock();
+    if (conversationId) busyConversations.add(conversationId);
+    let lastSession: Session | undefined;
+    let isReleased = false;
+    return {
+      account: state.account,
+      async session(signal) {
+        lastSession = await refresher.getSession(id, signal);
+        return lastSession;
+      },
+      async refreshAfterAuthFailure(signal) {
+        lastSession = await refresher.refreshAfterAuthFailure(id, lastSession, signal);
+        return lastSession;
+      },
+      reportSuccess() {
+        state.failures = 0;
+        state.isLive = true;
+      },
+      async reportFailure(error) {
+        if (isAbortError(error)) return;
+        if (error instanceof RateLimitError) {
+          const fallbackMs = error.code === 'insufficient_quota' ? quotaCooldownMs : cooldownMs;
+          await coolDown(id, error.retryAfterMs ?? fallbackMs, error.code);
+        } else if (isAuthRefusal(error)) {
+          if (!state.invalidReason) await refresher.markInvalid(id, 'Kimi refused the token after a refresh');
+        } else if (error instanceof GatewayError && error.blamesAccount) {
+          await coolDown(id, error.retryAfterMs ?? cooldownMs, error.code);
+        } else {
+          state.failures += 1;
+        }
+      },
+      release() {
+        if (isReleased) return;
+        isReleased = true;
+        if (conversationId) busyConversations.delete(conversationId);
+        slots.release(id);
+      },
+    };
+  }
+
+  async function lease(request: LeaseRequest = {}): Promise<Lease> {
+    const ids = await candidatesFor(request);
+    const id = await acquire(ids, request.signal);
+    if (request.conversationId && busyConversations.has(request.conversationId)) {
+      slots.release(id);
+      throw new ConflictError(`A reply is already being generated in conversation ${request.conversationId}.`);
+    }
+    return makeLease(id, request.conversationId);
+  }
+
+  async function reload(): Promise<void> {
+    const keys = await store.scan(storeKeys.accountPrefix);
+    const storedIds = new Set(keys.map((key) => key.slice(storeKeys.accountPrefix.length)));
+    for (const id of storedIds) {
+      const record = await readAccountRecord(store, id, log);
+      if (!record) continue;
+      if (record.source !== 'bearer' || states.has(id)) upsertState(record);
+      if (record.source !== 'bearer' && !serverIds.has(id)) {
+        serverIds.add(id);
+        log.info({ accountId: id, dialect: record.dialect }, 'kimi account picked up from the state store');
+      }
+    }
+    for (const id of serverIds) if (!storedIds.has(id)) serverIds.delete(id);
+    await Promise.all([...serverIds].map((id) => refreshMarks(id)));
+  }
+
+  const timers = [
+    startInterval(options.reloadIntervalMs ?? 4_000, () => reload(), log, 'account reload failed'),
+    startInterval(options.sweepIntervalMs ?? 5_000, () => conversations.sweep(), log, 'chat deletion sweep failed'),
+  ];
+  const serverAccounts = (): Account[] => [...serverIds].map((id) => (states.get(id) as AccountState).account);
+
+  return {
+    async addServerAccounts(tokens) {
+      const accounts: Account[] = [];
+      for (const [index, token] of tokens.entries()) accounts.push(await ensureAccount(token, 'server', `Kimi token ${index + 1}`));
+      return accounts;
+    },
+    addAccount: (token, addOptions = {}) => ensureAccount(token, addOptions.source ?? 'added', 'Kimi token'),
+    async removeAccount(accountId) {
+      for (const key of [storeKeys.account, storeKeys.session, storeKeys.cooldown, storeKeys.invalid]) {
+        await store.delete(key(accountId));
+      }
+      serverIds.delete(accountId);
+      states.delete(accountId);
+    },
+    async accountsFromBearer(tokens) {
+      const accounts: Account[] = [];
+      for (const [index, token] of tokens.entries()) accounts.push(await ensureAccount(token, 'bearer', `Bearer token ${index + 1}`));
+      return accounts;
+    },
+    serverAccounts,
+    lease,
+    withFailover: (request, attempt) => runWithFailover(lease, { maxAttempts, attemptBudgetMs, clock }, request, attempt),
+    bindConversation: (conversationId, accountId, details) => conversations.bind(conversationId, accountId, details),
+    getConversation: (conversationId) => conversations.get(conversationId),
+    updateParent: (conversationId, parentMessageId) => conversations.updateParent(conversationId, parentMessageId),
+    scheduleDeletion: (conversationId, accountId, atMs) => conversations.scheduleDeletion(conversationId, accountId, atMs),
+    cancelDeletion: (conversationId) => conversations.cancelDeletion(conversationId),
+    sweepDeletions: () => conversations.sweep(),
+    snapshot: (accounts) => describeAccounts(statusContext(), accounts ?? serverAccounts()),
+    async checkAccounts(accounts, signal) {
+      const list = accounts ?? serverAccounts();
+      return Promise.all(list.map((account) => checkAccount(statusContext(), account, signal)));
+    },
+    reload,
+    async close() {
+      for (const timer of timers) if (timer) clearInterval(timer);
+      refresher.close();
+      slots.rejectWaiters(() => new ServiceUnavailableError('The gateway is shutting down.'));
+    },
+  };
+
+  function statusContext(): StatusContext {
+    return {
+      store,
+      dialects,
+      refresher,
+      clock,
+      log,
+      local: (id: string) => {
+        const state = states.get(id);
+        return state && { ...state, inFlight: slots.inFlight(id) };
+      },
+      refreshMarks,
+      noteLive: (id: string) => {
+        const state = states.get(id);
+        if (state) state.isLive = true;
+      },
+    };
+  }
+}
+
+function startInterval(ms: number, task: () => Promise<unknown>, log: StoreLog, message: string): NodeJS.Timeout | undefined {
+  if (ms <= 0) return undefined;
+  let isRunning = false;
+  const timer = setInterval(() => {
+    if (isRunning) return;
+    isRunning = true;
+    task()
+      .catch((error: unknown) => log.warn({ err: String(error) }, message))
+      .finally(() => (isRunning = false));
+  }, ms);
+  timer.unref();
+  return timer;
+}

@@ -1,0 +1,162 @@
+// Tests for temporary-chat deletion (protocol spec §10.3, contract CHAT_RETENTION_SECONDS) through the pool.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { openMemoryStore } from '../store/memory-store.ts';
+import type { StateStore } from '../store/state-store.ts';
+import { FakeKimiUpstream, fakeClock } from './__fixtures__/fake-kimi-upstream.ts';
+import type { FakeClock } from './__fixtures__/fake-kimi-upstream.ts';
+import { createAccountPool } from './account-pool.ts';
+import type { AccountPool } from './account-pool.ts';
+import { deletionTimeFor } from './conversation-registry.ts';
+
+let directory: string;
+before(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'conversation-registry-'));
+});
+after(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+interface Setup {
+  pool: AccountPool;
+  upstream: FakeKimiUpstream;
+  accountId: string;
+  deletions: string[];
+}
+
+async function setup(store: StateStore, clock: FakeClock, upstream = new FakeKimiUpstream({ clock: clock.now })): Promise<Setup> {
+  upstream.register('ann', 'ann-refresh-0');
+  const deletions: string[] = [];
+  const failuresLeft = new Map<string, number>([['flaky-1', 2]]);
+  const pool = createAccountPool({
+    store,
+    dialects: upstream.dialects(),
+    clock: clock.now,
+    reloadIntervalMs: 0,
+    sweepIntervalMs: 0,
+    deleteConversation: async (accountId, conversationId) => {
+      const failures = failuresLeft.get(conversationId) ?? 0;
+      if (failures > 0) {
+        failuresLeft.set(conversationId, failures - 1);
+        throw new Error('upstream 502');
+      }
+      deletions.push(`${accountId}/${conversationId}`);
+    },
+  });
+  const [account] = await pool.addServerAccounts(['ann-refresh-0']);
+  return { pool, upstream, accountId: account.id, deletions };
+}
+
+describe('temporary chat deletion (§10.3)', () => {
+  test('deletionTimeFor: -1 keeps, 0 is now, otherwise now + seconds', () => {
+    assert.equal(deletionTimeFor(-1, 1_000), undefined);
+    assert.equal(deletionTimeFor(0, 1_000), 1_000);
+    assert.equal(deletionTimeFor(600, 1_000), 601_000);
+  });
+
+  test('a due chat is deleted once by the sweeper and forgotten; an early sweep deletes nothing', async () => {
+    const clock = fakeClock();
+    const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
+    await pool.bindConversation('chat-1', accountId, { createdByGateway: true });
+    assert.equal(await pool.scheduleDeletion('chat-1', accountId, clock.now() + 600_000), true);
+    assert.equal(await pool.sweepDeletions(), 0);
+    clock.advance(600_000);
+    assert.equal(await pool.sweepDeletions(), 1);
+    assert.equal(await pool.sweepDeletions(), 0);
+    assert.deepEqual(deletions, [`${accountId}/chat-1`]);
+    assert.equal(await pool.getConversation('chat-1'), undefined);
+    await pool.close();
+  });
+
+  test('continuing a chat resets its clock; a chat in use is not deleted under its feet', async () => {
+    const clock = fakeClock();
+    const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
+    await pool.bindConversation('chat-2', accountId, { createdByGateway: true });
+    await pool.scheduleDeletion('chat-2', accountId, clock.now() + 600_000);
+    clock.advance(500_000);
+    await pool.scheduleDeletion('chat-2', accountId, clock.now() + 600_000); // the continued turn ended
+    clock.advance(200_000);
+    assert.equal(await pool.sweepDeletions(), 0, 'the old deadline no longer applies');
+    clock.advance(400_000);
+    const lease = await pool.lease({ conversationId: 'chat-2' });
+    assert.equal(await pool.sweepDeletions(), 0, 'busy');
+    lease.release();
+    assert.equal(await pool.sweepDeletions(), 1);
+    assert.deepEqual(deletions, [`${accountId}/chat-2`]);
+    await pool.close();
+  });
+
+  test('chats the gateway did not create, or bound to another account, are never scheduled', async () => {
+    const clock = fakeClock();
+    const { pool, accountId } = await setup(await openMemoryStore({ clock: clock.now }), clock);
+    await pool.bindConversation('web-chat', accountId, { createdByGateway: false });
+    assert.equal(await pool.scheduleDeletion('web-chat', accountId, clock.now()), false);
+    assert.equal(await pool.scheduleDeletion('unknown-chat', accountId, clock.now()), false);
+    await pool.bindConversation('mine', accountId, { createdByGateway: true });
+    assert.equal(await pool.scheduleDeletion('mine', 'another-account', clock.now()), false);
+    assert.equal(await pool.sweepDeletions(), 0);
+    assert.equal((await pool.getConversation('web-chat'))?.createdByGateway, false);
+    await pool.close();
+  });
+
+  test('a pending deletion survives a restart: a new pool over the same state file deletes it', async () => {
+    const clock = fakeClock();
+    const filePath = join(directory, 'restart.json');
+    const firstStore = await openMemoryStore({ filePath, clock: clock.now });
+    const first = await setup(firstStore, clock);
+    await first.pool.bindConversation('chat-3', first.accountId, { createdByGateway: true });
+    await first.pool.scheduleDeletion('chat-3', first.accountId, clock.now() + 600_000);
+    await first.pool.close();
+    await firstStore.close();
+    clock.advance(700_000);
+    const secondStore = await openMemoryStore({ filePath, clock: clock.now });
+    const second = await setup(secondStore, clock);
+    assert.equal(await second.pool.sweepDeletions(), 1);
+    assert.deepEqual(second.deletions, [`${second.accountId}/chat-3`]);
+    await second.pool.close();
+    await secondStore.close();
+  });
+
+  test('a failed deletion is retried later with growing backoff (60 s, then 120 s)', async () => {
+    const clock = fakeClock();
+    const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
+    await pool.bindConversation('flaky-1', accountId, { createdByGateway: true });
+    await pool.scheduleDeletion('flaky-1', accountId, clock.now());
+    assert.equal(await pool.sweepDeletions(), 0, 'first attempt fails');
+    assert.ok(await pool.getConversation('flaky-1'), 'kept for a retry');
+    clock.advance(59_000);
+    assert.equal(await pool.sweepDeletions(), 0, 'not yet due');
+    clock.advance(1_000);
+    assert.equal(await pool.sweepDeletions(), 0, 'second attempt fails');
+    clock.advance(119_000);
+    assert.equal(await pool.sweepDeletions(), 0, 'backoff doubled');
+    clock.advance(1_000);
+    assert.equal(await pool.sweepDeletions(), 1);
+    assert.deepEqual(deletions, [`${accountId}/flaky-1`]);
+    await pool.close();
+  });
+
+  test('by default the account dialect deletes the chat with a fresh session; "not found" is success', async () => {
+    const clock = fakeClock();
+    const upstream = new FakeKimiUpstream({ clock: clock.now });
+    upstream.register('bo', 'bo-refresh-0');
+    const pool = createAccountPool({
+      store: await openMemoryStore({ clock: clock.now }),
+      dialects: upstream.dialects(),
+      clock: clock.now,
+      reloadIntervalMs: 0,
+      sweepIntervalMs: 0,
+    });
+    const [account] = await pool.addServerAccounts(['bo-refresh-0']);
+    for (const conversationId of ['chat-4', 'gone-5']) {
+      await pool.bindConversation(conversationId, account.id, { createdByGateway: true });
+      await pool.scheduleDeletion(conversationId, account.id, clock.now());
+    }
+    assert.equal(await pool.sweepDeletions(), 2);
+    assert.deepEqual(upstream.deleted, [{ accessToken: 'bo-access-1', conversationId: 'chat-4' }]);
+    await pool.close();
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * @module accounts/conversation-registry
+ * Conversation affinity (`conv:<id>` → the account that created the chat) and the deletion of temporary chats
+ * (protocol spec §10.3, contract `CHAT_RETENTION_SECONDS`). Pending deletions live in the store (`del:<id>`), so a
+ * restart still deletes them; a sweeper deletes due ones, one replica per chat (lock `lock:del:<id>`). Chats the
+ * gateway did not create are never scheduled.
+ */
+import { NotFoundError } from '../errors.ts';
+import { getJson, setJson, silentLog } from '../store/state-store.ts';
+import type { StateStore, StoreLog } from '../store/state-store.ts';
+import { storeKeys } from './account.ts';
+
+export interface ConversationRecord {
+  accountId: string;
+  /** Latest assistant message id, the parent of the next turn. */
+  parentMessageId?: string;
+  /** True when the gateway created the chat (only those may be deleted). */
+  createdByGateway: boolean;
+  /** When the chat is due for deletion (epoch ms), if scheduled. */
+  deleteAfter?: number;
+}
+
+interface DeletionJob {
+  conversationId: string;
+  accountId: string;
+  atMs: number;
+  attempts: number;
+}
+
+export type DeleteConversation = (accountId: string, conversationId: string, signal: AbortSignal) => Promise<void>;
+
+export interface ConversationRegistryOptions {
+  store: StateStore;
+  deleteConversation: DeleteConversation;
+  /** True while a request is using the chat; a busy chat is not deleted under its feet. */
+  isBusy: (conversationId: string) => boolean;
+  clock?: () => number;
+  log?: StoreLog;
+  /** Upper bound of one upstream delete call. Default 30 000 ms. */
+  deleteTimeoutMs?: number;
+  /** Give up on a chat after this many failed deletions. Default 5. */
+  maxDeleteAttempts?: number;
+}
+
+export interface ConversationRegistry {
+  bind(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean }): Promise<void>;
+  get(conversationId: string): Promise<ConversationRecord | undefined>;
+  updateParent(conversationId: string, parentMessageId: string): Promise<void>;
+  /** Schedules (or moves) the deletion; false when the chat is unknown, not ours, or bound to another account. */
+  scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;
+  cancelDeletion(conversationId: string): Promise<void>;
+  /** Deletes every due chat now; returns how many were deleted. */
+  sweep(): Promise<number>;
+}
+
+/** The deletion time for a retention setting (§10.3): -1 keeps the chat (undefined), 0 deletes it now. */
+export function deletionTimeFor(retentionSeconds: number, nowMs: number): number | undefined {
+  if (retentionSeconds < 0) return undefined;
+  return nowMs + retentionSeconds * 1000;
+}
+
+export function createConversationRegistry(options: ConversationRegistryOptions): ConversationRegistry {
+  const { store, clock = Date.now, log = silentLog, deleteTimeoutMs = 30_000, maxDeleteAttempts = 5 } = options;
+  const get = (conversationId: string): Promise<ConversationRecord | undefined> =>
+    getJson<ConversationRecord>(store, storeKeys.conversation(conversationId), log);
+
+  async function forget(conversationId: string): Promise<void> {
+    await store.delete(storeKeys.deletion(conversationId));
+    await store.delete(storeKeys.conversation(conversationId));
+  }
+
+  async function runJob(job: DeletionJob): Promise<boolean> {
+    const lock = await store.acquireLock(storeKeys.deletionLock(job.conversationId), deleteTimeoutMs + 5_000);
+    if (!lock) return false; // another replica is deleting it
+    try {
+      const current = await getJson<DeletionJob>(store, storeKeys.deletion(job.conversationId), log);
+      if (!current || current.atMs > clock()) return false; // continued meanwhile: its clock was reset
+      try {
+        await options.deleteConversation(current.accountId, current.conversationId, AbortSignal.timeout(deleteTimeoutMs));
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) return await retryLater(current, error);
+      }
+      await forget(current.conversationId);
+      return true;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async function retryLater(job: DeletionJob, error: unknown): Promise<boolean> {
+    const attempts = job.attempts + 1;
+    const details = { accountId: job.accountId, conversationId: job.conversationId, attempts, err: String(error) };
+    if (attempts >= maxDeleteAttempts) {
+      log.warn(details, 'giving up deleting a temporary chat');
+      await forget(job.conversationId);
+      return false;
+    }
+    log.warn(details, 'deleting a temporary chat failed; will retry');
+    const next: DeletionJob = { ...job, attempts, atMs: clock() + 60_000 * 2 ** (attempts - 1) };
+    await setJson(store, storeKeys.deletion(job.conversationId), next);
+    return false;
+  }
+
+  return {
+    get,
+    async bind(conversationId, accountId, details) {
+      const record: ConversationRecord = { accountId, createdByGateway: details.createdByGateway };
+      if (details.parentMessageId) record.parentMessageId = details.parentMessageId;
+      await setJson(store, storeKeys.conversation(conversationId), record);
+    },
+    async updateParent(conversationId, parentMessageId) {
+      const record = await get(conversationId);
+      if (record) await setJson(store, storeKeys.conversation(conversationId), { ...record, parentMessageId });
+    },
+    async scheduleDeletion(conversationId, accountId, atMs) {
+      const record = await get(conversationId);
+      if (!record?.createdByGateway || record.accountId !== accountId) return false;
+      const job: DeletionJob = { conversationId, accountId, atMs, attempts: 0 };
+      await setJson(store, storeKeys.deletion(conversationId), job);
+      await setJson(store, storeKeys.conversation(conversationId), { ...record, deleteAfter: atMs });
+      return true;
+    },
+    async cancelDeletion(conversationId) {
+      await store.delete(storeKeys.deletion(conversationId));
+      const record = await get(conversationId);
+      if (record?.deleteAfter !== undefined) {
+        const { deleteAfter: _dropped, ...rest } = record;
+        await setJson(store, storeKeys.conversation(conversationId), rest);
+      }
+    },
+    async sweep() {
+      let deleted = 0;
+      for (const key of await store.scan(storeKeys.deletionPrefix)) {
+        const job = await getJson<DeletionJob>(store, key, log);
+        if (!job || job.atMs > clock() || options.isBusy(job.conversationId)) continue;
+        try {
+          if (await runJob(job)) deleted += 1;
+        } catch (error) {
+          log.warn({ conversationId: job.conversationId, err: String(error) }, 'deletion sweep step failed');
+        }
+      }
+      return deleted;
+    },
+  };
+}
