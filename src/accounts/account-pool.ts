@@ -304,6 +304,7 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
       account: state.account,
       async session(signal) {
         lastSession = await refresher.getSession(id, signal);
+        state.isLive = true; // a refresh that worked, or a session still valid, means the token is live
         return lastSession;
       },
       async refreshAfterAuthFailure(signal) {
