@@ -8,12 +8,13 @@
  */
 import { AuthenticationError, ConflictError, GatewayError, NotFoundError, RateLimitError, ServiceUnavailableError, isAbortError } from '../errors.ts';
 import type { DialectName, KimiDialect, Session } from '../upstream/dialect.ts';
-import { getJson, silentLog } from '../store/state-store.ts';
+import { silentLog } from '../store/state-store.ts';
 import type { StateStore, StoreLog } from '../store/state-store.ts';
-import { accountFromRecord, accountIdFor, newAccountRecord, readAccountRecord, recordTtlMs, storeKeys, updateAccountRecord } from './account.ts';
-import type { Account, AccountRecord, AccountSource, CooldownMark, InvalidMark } from './account.ts';
+import { storeKeys } from './account.ts';
+import type { Account, CooldownMark } from './account.ts';
+import { createAccountDirectory } from './account-directory.ts';
+import type { AccountState } from './account-directory.ts';
 import { createAccountSlots } from './account-slots.ts';
-import { classifyCredential } from './classify-credential.ts';
 import type { DialectMode } from './classify-credential.ts';
 import { createConversationRegistry } from './conversation-registry.ts';
 import type { ConversationRecord, DeleteConversation } from './conversation-registry.ts';
@@ -103,22 +104,13 @@ export interface AccountPool {
   close(): Promise<void>;
 }
 
-interface AccountState {
-  account: Account;
-  lastUsedAt?: number;
-  coolUntil?: number;
-  coolCode?: string;
-  invalidReason?: string;
-  failures: number;
-  isLive: boolean;
-}
-
 export function createAccountPool(options: AccountPoolOptions): AccountPool {
   const { store, dialects, clock = Date.now, log = silentLog, dialectMode = 'auto' } = options;
   const { cooldownMs = 60_000, quotaCooldownMs = 3_600_000, maxAttempts = 3, attemptBudgetMs = 20_000 } = options;
-  const states = new Map<string, AccountState>();
-  const serverIds = new Set<string>();
+  const accountMaxConcurrency = options.accountMaxConcurrency ?? 2;
   const busyConversations = new Set<string>();
+  const directory = createAccountDirectory({ store, dialectMode, clock, log, isBusy: (id) => slots.inFlight(id) > 0 });
+  const states = directory.states;
 
   const isCooling = (state: AccountState, now = clock()): boolean => (state.coolUntil ?? 0) > now;
   const isUsable = (id: string): boolean => {
@@ -126,7 +118,7 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     return !!state && !state.invalidReason && !isCooling(state);
   };
   const slots = createAccountSlots({
-    maxPerAccount: options.accountMaxConcurrency ?? 2,
+    maxPerAccount: accountMaxConcurrency,
     queueMax: options.queueMax ?? 100,
     queueTimeoutMs: options.queueTimeoutMs ?? 30_000,
     busyRetryAfterMs: options.busyRetryAfterMs ?? 1_000,
@@ -152,17 +144,6 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
         await dialects[session.dialect].deleteConversation(session, conversationId, signal);
       }),
   });
-
-  function upsertState(record: AccountRecord): AccountState {
-    const existing = states.get(record.id);
-    if (existing) {
-      existing.account = accountFromRecord(record);
-      return existing;
-    }
-    const state: AccountState = { account: accountFromRecord(record), failures: 0, isLive: false };
-    states.set(record.id, state);
-    return state;
-  }
 
   function noteInvalid(id: string, reason: string): void {
     const state = states.get(id);
@@ -208,44 +189,9 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     slots.rejectWaiters((candidateIds) => unusableError([...candidateIds]));
   }
 
-  /** Brings one account's marks up to date from the store (another replica may have set them). */
-  async function refreshMarks(id: string): Promise<void> {
-    const state = states.get(id);
-    if (!state) return;
-    const [cooldown, invalid] = await Promise.all([
-      getJson<CooldownMark>(store, storeKeys.cooldown(id), log),
-      getJson<InvalidMark>(store, storeKeys.invalid(id), log),
-    ]);
-    if (cooldown && cooldown.until > (state.coolUntil ?? 0)) {
-      state.coolUntil = cooldown.until;
-      state.coolCode = cooldown.code;
-    }
-    state.invalidReason = invalid?.reason;
-  }
-
-  async function ensureAccount(token: string, source: AccountSource, label: string): Promise<Account> {
-    const credential = classifyCredential(token, { dialectMode, label, now: clock() });
-    const id = accountIdFor(credential.token);
-    const known = states.get(id);
-    if (known && (source === 'bearer' || known.account.source !== 'bearer')) return known.account;
-    const record = newAccountRecord(credential, source, clock());
-    const key = storeKeys.account(id);
-    const isNew = await store.compareAndSet(key, undefined, JSON.stringify(record), { durable: true, ttlMs: recordTtlMs(record) });
-    // An existing record keeps its (possibly rotated) token; a server-side add only upgrades a bearer record.
-    const stored = isNew
-      ? record
-      : source !== 'bearer'
-        ? await updateAccountRecord(store, id, (current) => (current.source === 'bearer' ? { ...current, source } : current), { durable: true })
-        : await readAccountRecord(store, id, log);
-    const state = upsertState(stored ?? record);
-    if (state.account.source !== 'bearer') serverIds.add(id);
-    if (!isNew) await refreshMarks(id);
-    return state.account;
-  }
-
   /** Candidate ids after affinity and exclusion. */
   async function candidatesFor(request: LeaseRequest): Promise<string[]> {
-    let ids = request.candidates ? request.candidates.map((account) => account.id) : [...serverIds];
+    let ids = (request.candidates ?? directory.serverAccounts()).map((account) => account.id);
     if (ids.length === 0) throw new AuthenticationError('No Kimi account is configured: give a token.');
     if (request.conversationId) {
       const record = await conversations.get(request.conversationId);
@@ -277,12 +223,12 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
       if (unusable) throw unusable;
       const usable = ids.filter(isUsable);
       const free = usable
-        .filter((id) => slots.inFlight(id) < (options.accountMaxConcurrency ?? 2))
+        .filter((id) => slots.inFlight(id) < accountMaxConcurrency)
         .sort((a, b) => rank(a) - rank(b));
       let id: string;
       if (free.length > 0 && slots.tryTake(free[0])) id = free[0];
       else id = await slots.wait(usable, signal);
-      await refreshMarks(id).catch(() => undefined);
+      await directory.refreshMarks(id).catch(() => undefined);
       if (isUsable(id)) return id;
       slots.release(id); // another replica cooled it down or refused it meanwhile: choose again
     }
@@ -347,45 +293,23 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     return makeLease(id, request.conversationId);
   }
 
-  async function reload(): Promise<void> {
-    const keys = await store.scan(storeKeys.accountPrefix);
-    const storedIds = new Set(keys.map((key) => key.slice(storeKeys.accountPrefix.length)));
-    for (const id of storedIds) {
-      const record = await readAccountRecord(store, id, log);
-      if (!record) continue;
-      if (record.source !== 'bearer' || states.has(id)) upsertState(record);
-      if (record.source !== 'bearer' && !serverIds.has(id)) {
-        serverIds.add(id);
-        log.info({ accountId: id, dialect: record.dialect }, 'kimi account picked up from the state store');
-      }
-    }
-    for (const id of serverIds) if (!storedIds.has(id)) serverIds.delete(id);
-    await Promise.all([...serverIds].map((id) => refreshMarks(id)));
-  }
-
   const timers = [
-    startInterval(options.reloadIntervalMs ?? 4_000, () => reload(), log, 'account reload failed'),
+    startInterval(options.reloadIntervalMs ?? 4_000, () => directory.reload(), log, 'account reload failed'),
     startInterval(options.sweepIntervalMs ?? 5_000, () => conversations.sweep(), log, 'chat deletion sweep failed'),
   ];
-  const serverAccounts = (): Account[] => [...serverIds].map((id) => (states.get(id) as AccountState).account);
+  const serverAccounts = (): Account[] => directory.serverAccounts();
 
   return {
     async addServerAccounts(tokens) {
       const accounts: Account[] = [];
-      for (const [index, token] of tokens.entries()) accounts.push(await ensureAccount(token, 'server', `Kimi token ${index + 1}`));
+      for (const [index, token] of tokens.entries()) accounts.push(await directory.ensure(token, 'server', `Kimi token ${index + 1}`));
       return accounts;
     },
-    addAccount: (token, addOptions = {}) => ensureAccount(token, addOptions.source ?? 'added', 'Kimi token'),
-    async removeAccount(accountId) {
-      for (const key of [storeKeys.account, storeKeys.session, storeKeys.cooldown, storeKeys.invalid]) {
-        await store.delete(key(accountId));
-      }
-      serverIds.delete(accountId);
-      states.delete(accountId);
-    },
+    addAccount: (token, addOptions = {}) => directory.ensure(token, addOptions.source ?? 'added', 'Kimi token'),
+    removeAccount: (accountId) => directory.remove(accountId),
     async accountsFromBearer(tokens) {
       const accounts: Account[] = [];
-      for (const [index, token] of tokens.entries()) accounts.push(await ensureAccount(token, 'bearer', `Bearer token ${index + 1}`));
+      for (const [index, token] of tokens.entries()) accounts.push(await directory.ensure(token, 'bearer', `Bearer token ${index + 1}`));
       return accounts;
     },
     serverAccounts,
@@ -402,7 +326,7 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
       const list = accounts ?? serverAccounts();
       return Promise.all(list.map((account) => checkAccount(statusContext(), account, signal)));
     },
-    reload,
+    reload: () => directory.reload(),
     async close() {
       for (const timer of timers) if (timer) clearInterval(timer);
       refresher.close();
@@ -421,7 +345,7 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
         const state = states.get(id);
         return state && { ...state, inFlight: slots.inFlight(id) };
       },
-      refreshMarks,
+      refreshMarks: directory.refreshMarks,
       noteLive: (id: string) => {
         const state = states.get(id);
         if (state) state.isLive = true;
