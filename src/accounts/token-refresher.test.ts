@@ -189,3 +189,21 @@ describe('token refresher', () => {
     assert.equal(upstream.refreshCalls.length, 1);
   });
 });
+
+describe('token refresher clock safety', () => {
+  test('an access token that already looks expired (clock ahead of Kimi) is still used 30 s, not refreshed in a loop', async () => {
+    const clock = fakeClock();
+    const upstream = new FakeKimiUpstream({ clock: () => clock.now() - 3_600_000 }); // Kimi's clock is an hour behind
+    upstream.register('ivy', 'ivy-refresh-0');
+    const store = await openMemoryStore({ clock: clock.now });
+    const id = await seed(store, 'ivy-refresh-0', clock.now());
+    const refresher = createTokenRefresher({ store, dialects: upstream.dialects(), clock: clock.now });
+    await refresher.getSession(id);
+    clock.advance(29_000);
+    await refresher.getSession(id);
+    assert.equal(upstream.refreshCalls.length, 1);
+    clock.advance(2_000);
+    await refresher.getSession(id);
+    assert.equal(upstream.refreshCalls.length, 2);
+  });
+});

@@ -14,6 +14,8 @@ import type { StateStore, StoreLog } from '../store/state-store.ts';
 import { readAccountRecord, storeKeys, updateAccountRecord } from './account.ts';
 import type { AccountRecord, InvalidMark } from './account.ts';
 
+const MIN_SESSION_LIFETIME_MS = 30_000;
+
 export interface TokenRefresherOptions {
   store: StateStore;
   dialects: Record<DialectName, KimiDialect>;
@@ -75,8 +77,11 @@ export function createTokenRefresher(options: TokenRefresherOptions): TokenRefre
 
   function validUntilFor(accessExpiresAt: number | undefined, now: number): number {
     if (accessExpiresAt === undefined) return now + defaultSessionTtlMs;
-    // Never refresh sooner than half the remaining life, so a short-lived token cannot cause a refresh loop.
-    return accessExpiresAt - Math.min(skewMs, Math.max(0, (accessExpiresAt - now) / 2));
+    // Never refresh sooner than half the remaining life, and keep a fresh session at least 30 s, so a short-lived
+    // token or a clock that runs ahead of Kimi's cannot cause a refresh loop (a real expiry still gets a 401,
+    // which triggers the reactive refresh).
+    const proactive = accessExpiresAt - Math.min(skewMs, Math.max(0, (accessExpiresAt - now) / 2));
+    return Math.max(proactive, now + MIN_SESSION_LIFETIME_MS);
   }
 
   async function readShared(accountId: string): Promise<CachedSession | undefined> {
