@@ -142,7 +142,11 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
 
   function syncFromFile(): Promise<void> {
     if (!filePath) return Promise.resolve();
-    return enqueue(() => withFileLock(filePath, log, () => loadIfChanged(filePath)));
+    return enqueue(async () => {
+      // The cheap check first: most of the time nobody else has written, and no lock file is needed.
+      if (sameStamp(await statStamp(filePath), lastStamp)) return;
+      await withFileLock(filePath, log, () => loadIfChanged(filePath));
+    });
   }
 
   if (filePath) {
