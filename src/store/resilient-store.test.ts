@@ -58,9 +58,9 @@ describe('resilient store', () => {
     await server.stop();
     const read = await timed(() => store.get('account:a'));
     assert.equal(read.value, 'refresh-1', 'served from the local mirror');
-    assert.ok(read.ms < 300, `read took ${read.ms} ms`);
+    assert.ok(read.ms < 500, `read took ${read.ms} ms`);
     const rotated = await timed(() => store.set('account:a', 'refresh-2', { durable: true }));
-    assert.ok(rotated.ms < 300, `write took ${rotated.ms} ms`);
+    assert.ok(rotated.ms < 500, `write took ${rotated.ms} ms`);
     assert.equal(await store.compareAndSet('account:b', undefined, 'refresh-b'), true);
     const lock = await store.acquireLock('lock:refresh:a', 1_000);
     assert.ok(lock, 'local lock while Redis is down');
@@ -87,9 +87,9 @@ describe('resilient store', () => {
     try {
       const read = await timed(() => store.get('k'));
       assert.equal(read.value, 'before');
-      assert.ok(read.ms < 600, `read took ${read.ms} ms`);
+      assert.ok(read.ms < 1_000, `read took ${read.ms} ms (command timeout 200 ms)`);
       const next = await timed(() => store.set('k', 'during'));
-      assert.ok(next.ms < 100, `the next write skipped the hung Redis (${next.ms} ms)`);
+      assert.ok(next.ms < 150, `the next write skipped the hung Redis (${next.ms} ms)`);
     } finally {
       server.resume();
     }
