@@ -6,7 +6,7 @@
  * part of a request before its first byte reaches the client belongs inside `attempt`.
  */
 import { AuthenticationError, GatewayError, RateLimitError, isAbortError } from '../errors.ts';
-import type { Lease, LeaseRequest } from './account-pool.ts';
+import type { Lease, LeaseRequest } from './account-pool-types.ts';
 
 export interface FailoverPolicy {
   maxAttempts: number;
