@@ -18,6 +18,8 @@ export interface DoctorTokenAccess {
   /** The token to use for a configured token: the latest rotated refresh token when one was stored. */
   currentToken(configuredToken: string): Promise<string>;
   saveRotation(configuredToken: string, rotation: { refreshToken: string; refreshExpiresAt?: number; dialect: DialectName }): Promise<void>;
+  /** Runs the read-refresh-save sequence under the account's refresh lock, so the gateway does not refresh at the same time. */
+  runExclusive?<T>(configuredToken: string, run: () => Promise<T>): Promise<T>;
 }
 
 export interface AccountStepContext {
@@ -61,7 +63,7 @@ export async function runAccountSteps(configuredToken: string, context: AccountS
     return row.result === 'ok';
   };
 
-  await step('refresh', async (signal) => {
+  await step('refresh', (signal) => exclusive(context.tokens, classified.token, async () => {
     const latest = (await context.tokens?.currentToken(classified.token)) ?? classified.token;
     context.secrets.set(latest, '[refresh-token]');
     if (classified.kind === 'access') {
@@ -87,7 +89,7 @@ export async function runAccountSteps(configuredToken: string, context: AccountS
       await context.tokens?.saveRotation(classified.token, { refreshToken: grant.refreshToken, refreshExpiresAt: grant.refreshExpiresAt, dialect: dialectName });
     }
     return { detail: `${dialectName} dialect; access token valid ${minutesLeft(grant.accessExpiresAt, context.clock())}; refresh token ${saved}` };
-  });
+  }));
   // A failed refresh row that still produced a session (a fallback path answered) lets the other steps run.
   if (!session) return [...rows, ...skipAll(['current-user', 'models', 'chat', 'delete-chat'], target, 'refresh')];
   const live = session;
@@ -157,6 +159,10 @@ async function runStep(
   }
   const notes = shapes.findings.map((finding) => `${finding.section} expected ${finding.expected}, got ${finding.observed}`);
   return { ...row, detail: withDrift([row.detail, ...notes].filter(Boolean).join('; '), drift) };
+}
+
+function exclusive<T>(tokens: DoctorTokenAccess | undefined, token: string, run: () => Promise<T>): Promise<T> {
+  return tokens?.runExclusive ? tokens.runExclusive(token, run) : run();
 }
 
 function withDrift(detail: string, drift: string[]): string {

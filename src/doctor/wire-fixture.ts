@@ -20,7 +20,7 @@ export interface WireFixture {
 export type SecretValues = ReadonlyMap<string, string>;
 
 const secretHeaders = new Set(['authorization', 'cookie', 'set-cookie', 'x-msh-device-id', 'x-msh-session-id', 'x-traffic-id', 'x-msh-shield-data', 'proxy-authorization']);
-const secretKey = /token|secret|password|cookie|authorization|credential|^sig$/i;
+const secretKey = /token|secret|password|cookie|authorization|credential|^sig$|nickname|avatar|phone|email|mobile/i;
 /** Anything that starts like a base64url JSON object: every JWT, and its fragments. */
 const jwtLike = /eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}/g;
 
