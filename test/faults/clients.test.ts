@@ -1,0 +1,122 @@
+// Fault suite (issue 7): misbehaving clients. A client that stops reading makes the gateway stop reading
+// upstream (back-pressure end to end, memory bounded by about one event, style habit 6); a client that
+// disconnects aborts the upstream stream within 100 ms and the temporary chat is still deleted (§10.3).
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { after, before, test } from 'node:test';
+import { request } from 'undici';
+import { startSimulator, type Simulator } from '../../simulator/simulator.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+import { parseSse, waitUntil } from '../support/gateway-client.ts';
+import { connectFrames, startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { rawRequest } from '../support/raw-http.ts';
+
+let simulator: Simulator;
+let proxy: FaultProxy;
+let stack: Stack;
+
+before(async () => {
+  simulator = await startSimulator();
+  proxy = await startFaultProxy(simulator.url);
+  stack = await startStack({ serverPool: true, existingSimulator: simulator, env: { KIMI_BASE_URL: proxy.url, CHAT_RETENTION_SECONDS: '0' } });
+});
+after(async () => {
+  await stack?.close();
+  await proxy?.close();
+  await simulator?.close();
+});
+
+const padding = 'x'.repeat(1024 * 1024);
+
+/** Appends 1 MiB to every answer-text frame: about 25 MiB of answer, far more than socket buffers hold. */
+function inflateTextFrames(body: Buffer): { body: Buffer; text: string } {
+  const parts: Buffer[] = [];
+  let text = '';
+  for (const frame of connectFrames(body)) {
+    const payload = body.subarray(frame.start + 5, frame.end);
+    const event = frame.flags === 0 ? JSON.parse(payload.toString('utf8')) : undefined;
+    if (event && (event.mask === 'block.text' || event.mask === 'block.text.content')) {
+      event.block.text.content += padding;
+      text += event.block.text.content;
+      const json = Buffer.from(JSON.stringify(event));
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(json.length, 1);
+      parts.push(header, json);
+    } else parts.push(body.subarray(frame.start, frame.end));
+  }
+  return { body: Buffer.concat(parts), text };
+}
+
+test('slow client: the gateway stops reading upstream while the client does not read, buffers about one event, and the answer completes intact', async () => {
+  let expected = '';
+  proxy.setRule({
+    path: /ChatService\/Chat$/,
+    rewrite: (answer) => {
+      const inflated = inflateTextFrames(answer.body);
+      expected = inflated.text;
+      return { ...answer, body: inflated.body };
+    },
+    splitAt: (body) => Array.from({ length: Math.floor(body.length / 65_536) }, (_unused, index) => (index + 1) * 65_536),
+    pauseMs: 0,
+  });
+  let maxBuffered = 0;
+  let watched: ServerResponse | undefined;
+  const onRequest = (_request: unknown, response: ServerResponse) => (watched = response);
+  stack.gateway.server.on('request', onRequest);
+  const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, watched?.writableLength ?? 0)), 2);
+  try {
+    const body = JSON.stringify({ model: 'kimi', stream: true, messages: [{ role: 'user', content: 'a very long answer please' }] });
+    const exchange = rawRequest(stack.gatewayUrl, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body, paused: true });
+    // The client reads nothing for a while: the pipe upstream → gateway → client fills up and must stop.
+    assert.ok(await waitUntil(() => proxy.stalledWrites > 0, 5_000, 10), 'the upstream side was made to wait');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const bufferedWhilePaused = maxBuffered;
+    exchange.socket.resume();
+    const response = await exchange.response;
+    const sse = parseSse(response.body.toString('utf8'));
+    assert.equal(response.status, 200);
+    assert.equal(sse.done, true);
+    assert.equal(sse.text.length, expected.length);
+    assert.equal(sse.text, expected);
+    assert.ok(expected.length > 20 * 1024 * 1024);
+    // One event is 1 MiB of text (plus its JSON); the gateway may hold that and the one it is writing, not 25 MiB.
+    assert.ok(bufferedWhilePaused < 3 * 1024 * 1024, `gateway buffered ${bufferedWhilePaused} bytes for a paused client`);
+  } finally {
+    clearInterval(sampler);
+    stack.gateway.server.off('request', onRequest);
+    proxy.setRule(undefined);
+  }
+});
+
+test('client disconnect mid-stream: the upstream stream is aborted within 100 ms and the temporary chat is deleted (CHAT_RETENTION_SECONDS=0, §10.3)', async () => {
+  const userId = stack.accounts[0].userId;
+  const controller = new AbortController();
+  const response = await request(`${stack.gatewayUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'kimi', stream: true, messages: [{ role: 'user', content: 'talk slowly [[sim:slow]]' }] }),
+    signal: controller.signal,
+  });
+  assert.equal(response.statusCode, 200);
+  // Read until the first content chunk, so the upstream stream is certainly running.
+  await new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer) => {
+      if (!chunk.toString('utf8').includes('"content"')) return;
+      response.body.off('data', onData);
+      response.body.pause();
+      resolve();
+    };
+    response.body.on('data', onData);
+  });
+  response.body.on('error', () => undefined);
+  assert.equal(simulator.activeStreams(userId), 1);
+  const abortedAt = Date.now();
+  controller.abort();
+  assert.ok(await waitUntil(() => simulator.activeStreams(userId) === 0, 1_000, 1));
+  const elapsed = Date.now() - abortedAt;
+  assert.ok(elapsed <= 100, `upstream closed ${elapsed} ms after the client left`);
+  assert.ok(
+    await waitUntil(() => simulator.chats(userId).length > 0 && simulator.chats(userId).every((chat) => chat.deleted), 3_000, 20),
+    'the temporary chat was deleted upstream',
+  );
+});

@@ -1,0 +1,134 @@
+// Fault suite (issue 7): hostile client input. Oversized bodies get 413 while reading (BODY_LIMIT_BYTES),
+// deep JSON and invalid UTF-8 get 400 without a crash, a huge messages array is answered or refused within
+// bounds, and every SSRF spelling of a private address is refused with 400 attachment_url_forbidden before
+// any connection is made (issue 4 "Safety"; list shared with src/files/ssrf-agent.test.ts).
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { Client } from 'undici';
+import { startTestServer, watchOutgoingSockets, samplePng, type TestServer } from '../../src/files/attachment-test-server.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+import { chat } from '../support/gateway-client.ts';
+import { rawRequest } from '../support/raw-http.ts';
+
+const bodyLimit = 256 * 1024;
+let stack: Stack;
+let files: TestServer;
+
+before(async () => {
+  stack = await startStack({ serverPool: true, env: { BODY_LIMIT_BYTES: String(bodyLimit), ALLOW_PRIVATE_ATTACHMENT_URLS: '0' } });
+  files = await startTestServer((_request, response) => response.writeHead(200, { 'content-type': 'image/png' }).end(samplePng));
+});
+after(async () => {
+  await stack?.close();
+  await files?.close();
+});
+
+async function stillAnswers(): Promise<void> {
+  const result = await chat(stack.gatewayUrl, { prompt: 'still alive?' });
+  assert.equal(result.status, 200, 'the gateway still answers normal requests');
+}
+
+async function post(body: Buffer | string, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const exchange = rawRequest(stack.gatewayUrl, { path: '/v1/chat/completions', headers: { 'content-type': 'application/json', ...headers }, body });
+  const response = await exchange.response;
+  return { status: response.status, json: JSON.parse(response.body.toString('utf8') || 'null') };
+}
+
+test('oversized body declared by Content-Length: 413 request_too_large before reading it', async () => {
+  const huge = JSON.stringify({ model: 'kimi', messages: [{ role: 'user', content: 'x'.repeat(4 * bodyLimit) }] });
+  const result = await post(huge);
+  assert.equal(result.status, 413);
+  assert.equal(result.json.error.code, 'request_too_large');
+  await stillAnswers();
+});
+
+test('oversized chunked body (no Content-Length): 413 request_too_large once the limit is passed', async () => {
+  const client = new Client(stack.gatewayUrl);
+  try {
+    const parts = async function* () {
+      yield Buffer.from('{"model":"kimi","messages":[{"role":"user","content":"');
+      for (let sent = 0; sent < 4 * bodyLimit; sent += 65_536) yield Buffer.alloc(65_536, 0x61);
+      yield Buffer.from('"}]}');
+    };
+    const response = await client.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: Readable.from(parts()) });
+    assert.equal(response.statusCode, 413);
+    assert.equal(((await response.body.json()) as any).error.code, 'request_too_large');
+  } finally {
+    await client.close();
+  }
+  await stillAnswers();
+});
+
+test('deep JSON (100,000 nested arrays, and 100,000 nested objects inside a message): 400, no crash', async () => {
+  const deepArray = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+  const first = await post(deepArray);
+  assert.equal(first.status, 400);
+  const deepObject = `{"model":"kimi","messages":[{"role":"user","content":${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}]}`;
+  const second = await post(deepObject);
+  assert.equal(second.status, 400);
+  assert.equal(second.json.error.type, 'invalid_request_error');
+  await stillAnswers();
+});
+
+test('huge messages array (20,000 messages, under the body limit): answered or refused with 400 within 10 s, never a 500', async () => {
+  const messages = Array.from({ length: 20_000 }, (_unused, index) => ({ role: index % 2 === 0 ? 'user' : 'assistant', content: 'hi' }));
+  messages.push({ role: 'user', content: 'last' });
+  const result = await chat(stack.gatewayUrl, { messages });
+  assert.ok(result.status === 200 || result.status === 400, `status ${result.status}: ${JSON.stringify(result.json).slice(0, 200)}`);
+  assert.ok(result.elapsedMs < 10_000, `took ${result.elapsedMs} ms`);
+  await stillAnswers();
+});
+
+test('invalid UTF-8 in the body: 400 invalid_json, no replacement characters sent upstream', async () => {
+  const body = Buffer.concat([Buffer.from('{"model":"kimi","messages":[{"role":"user","content":"bad '), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}]}')]);
+  const result = await post(body);
+  assert.equal(result.status, 400);
+  assert.equal(result.json.error.code, 'invalid_json');
+  await stillAnswers();
+});
+
+const hostileHosts = [
+  '127.0.0.1', 'localhost', '2130706433', '0x7f000001', '0177.0.0.1', '127.1', '[::1]', '[::ffff:127.0.0.1]',
+  '[::ffff:7f00:1]', '0.0.0.0', '[::]', '169.254.169.254', '10.0.0.1', '192.168.1.1', '172.16.0.1', '100.64.0.1',
+  '[fe80::1]', '[fc00::1]', '224.0.0.1', '[64:ff9b::7f00:1]',
+];
+
+test(`every SSRF spelling (${hostileHosts.length} hosts × image_url/file, plus credentials and non-http schemes): 400 attachment_url_forbidden, no connection made, nothing sent upstream`, async () => {
+  const client = new Client(stack.gatewayUrl);
+  const ask = async (part: unknown) => {
+    const response = await client.request({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'kimi', messages: [{ role: 'user', content: [{ type: 'text', text: 'look' }, part] }] }),
+    });
+    return { status: response.statusCode, json: (await response.body.json()) as any };
+  };
+  // Warm up: the client's connection, the account's session and the upstream sockets exist before we count.
+  assert.equal((await ask({ type: 'text', text: 'warm' })).status, 200);
+  const chatsBefore = stack.simulator.requests.length;
+  const sockets = watchOutgoingSockets();
+  try {
+    const urls = [
+      ...hostileHosts.map((host) => `http://${host}:${files.port}/a.png`),
+      `http://user:secret@127.0.0.1:${files.port}/a.png`,
+      'file:///etc/passwd',
+      `ftp://127.0.0.1:${files.port}/a.png`,
+      `gopher://127.0.0.1:${files.port}/_x`,
+    ];
+    for (const url of urls) {
+      for (const part of [{ type: 'image_url', image_url: { url } }, { type: 'file', file_url: { url } }]) {
+        const result = await ask(part);
+        assert.equal(result.status, 400, `${url} as ${part.type}: ${JSON.stringify(result.json)}`);
+        assert.equal(result.json.error.code, 'attachment_url_forbidden', url);
+      }
+    }
+    assert.equal(sockets.count(), 0, 'no outgoing connection was opened');
+    assert.equal(files.connectionCount(), 0);
+    assert.equal(stack.simulator.requests.length, chatsBefore, 'nothing reached the upstream');
+  } finally {
+    sockets.stop();
+    await client.close();
+  }
+});

@@ -1,0 +1,130 @@
+// Fault suite (issue 7): upstream answers that are refusals rather than streams — 401 with and without a
+// working refresh (spec §3.4), 429 and overload with and without Retry-After (§3.12, §10.6; contract: every
+// 429 carries Retry-After and the account cools down), 5xx, and HTML or an error body sent with status 200.
+import assert from 'node:assert/strict';
+import { after, afterEach, before, beforeEach, test } from 'node:test';
+import OpenAI from 'openai';
+import { simulatedReply, startSimulator, type Simulator } from '../../simulator/simulator.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+import { chat } from '../support/gateway-client.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+
+const chatPath = '/apiv2/kimi.gateway.chat.v1.ChatService/Chat';
+let simulator: Simulator;
+let proxy: FaultProxy;
+let stack: Stack;
+
+before(async () => {
+  simulator = await startSimulator();
+  proxy = await startFaultProxy(simulator.url);
+});
+after(async () => {
+  await proxy?.close();
+  await simulator?.close();
+});
+// A fresh gateway and account per test: cooldowns and invalid marks must not leak from one test to the next.
+beforeEach(async () => {
+  simulator.reset();
+  stack = await startStack({ serverPool: true, existingSimulator: simulator, env: { ACCOUNT_COOLDOWN_MS: '20000' } });
+});
+afterEach(() => stack.close());
+
+const userId = () => stack.accounts[0].userId;
+const chatRequests = () => simulator.requests.filter((request) => request.path === chatPath && request.userId === userId());
+
+async function snapshot() {
+  const [only] = await stack.gateway.pool.snapshot();
+  return only;
+}
+
+test('upstream 401 once: the gateway refreshes the token once and retries; the client gets the answer (§3.4)', async () => {
+  const warm = await chat(stack.gatewayUrl, { prompt: 'warm up' });
+  assert.equal(warm.status, 200);
+  const refreshesBefore = simulator.refreshCount(userId());
+  simulator.setScenario('unauthenticated', { userId: userId(), times: 1 });
+  const result = await chat(stack.gatewayUrl, { prompt: 'after a 401' });
+  assert.equal(result.status, 200, JSON.stringify(result.json));
+  assert.equal(result.text, simulatedReply({ userText: 'after a 401', turn: 1 }).text);
+  assert.equal(simulator.refreshCount(userId()), refreshesBefore + 1, 'exactly one refresh after the 401');
+  assert.equal(chatRequests().length, 3, 'warm-up, the refused attempt, the retry');
+});
+
+test('upstream 401 and the refresh is refused too: 401 invalid_token through the openai SDK, the account marked invalid (§3.4)', async () => {
+  simulator.setScenario('refresh-fails', { userId: userId() });
+  const client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const error = await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'hi [[sim:unauthenticated]]' }] }).catch((caught: unknown) => caught);
+  assert.ok(error instanceof OpenAI.AuthenticationError, `expected AuthenticationError, got ${String(error)}`);
+  assert.equal(error.status, 401);
+  assert.equal(error.code, 'invalid_token');
+  assert.equal((await snapshot()).state, 'invalid');
+});
+
+for (const [scenario, retryAfter] of [['http-429', '7'], ['http-429-no-hint', '20']] as const) {
+  test(`upstream ${scenario}: client gets 429 rate_limited with Retry-After ${retryAfter} s, the account cools down, the next request makes no upstream call (contract, §10.6)`, async () => {
+    simulator.setScenario(scenario, { userId: userId() });
+    const first = await chat(stack.gatewayUrl, { prompt: 'limit me' });
+    assert.equal(first.status, 429);
+    assert.equal(first.json.error.code, 'rate_limited');
+    assert.equal(first.headers['retry-after'], retryAfter);
+    const cooling = await snapshot();
+    assert.equal(cooling.state, 'cooling');
+    const expectedUntil = Date.now() + Number(retryAfter) * 1000;
+    assert.ok(Math.abs((cooling.cooldownUntil ?? 0) - expectedUntil) < 2000, 'cooldown ends when Retry-After says');
+    const calls = chatRequests().length;
+    const second = await chat(stack.gatewayUrl, { prompt: 'still cooling', stream: true });
+    assert.equal(second.status, 429);
+    assert.ok(Number(second.headers['retry-after']) >= 1 && Number(second.headers['retry-after']) <= Number(retryAfter));
+    assert.equal(chatRequests().length, calls, 'a cooling account is not asked');
+  });
+}
+
+test('free-user overload in the stream (§3.14 d): 429 upstream_overloaded with Retry-After, the account cools down', async () => {
+  simulator.setScenario('overload-free-user', { userId: userId() });
+  const result = await chat(stack.gatewayUrl, { prompt: 'busy?', stream: true });
+  assert.equal(result.status, 429);
+  assert.equal(result.json.error.code, 'upstream_overloaded');
+  assert.ok(Number(result.headers['retry-after']) >= 1);
+  assert.equal((await snapshot()).state, 'cooling');
+});
+
+test('upstream 503 with an HTML page: 429 upstream_overloaded with Retry-After, no HTML passed to the client', async () => {
+  simulator.setScenario('http-503', { userId: userId() });
+  const result = await chat(stack.gatewayUrl, { prompt: 'overloaded' });
+  assert.equal(result.status, 429);
+  assert.equal(result.json.error.code, 'upstream_overloaded');
+  assert.equal(result.headers['retry-after'], '20');
+  assert.doesNotMatch(result.json.error.message, /<html|<body/i);
+});
+
+test('upstream 500 (Connect internal): 502 upstream_error, the stream never starts', async () => {
+  simulator.setScenario('http-500', { userId: userId() });
+  const result = await chat(stack.gatewayUrl, { prompt: 'break', stream: true });
+  assert.equal(result.status, 502);
+  assert.equal(result.json.error.code, 'upstream_error');
+});
+
+test('HTML page with status 200 instead of a stream: 502 upstream_error before any byte, never an empty success', async () => {
+  simulator.setScenario('html-200', { userId: userId() });
+  for (const stream of [false, true]) {
+    const result = await chat(stack.gatewayUrl, { prompt: 'html', stream });
+    assert.equal(result.status, 502, `stream=${stream}`);
+    assert.equal(result.json.error.code, 'upstream_error');
+  }
+});
+
+test('Connect error JSON with status 200 and application/json: mapped to an error, not an empty answer', async () => {
+  const isolated = await startStack({ serverPool: true, existingSimulator: simulator, env: { KIMI_BASE_URL: proxy.url } });
+  try {
+    proxy.setRule({
+      path: /ChatService\/Chat$/,
+      rewrite: () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"code":"internal","message":"server error"}') }),
+    });
+    const result = await chat(isolated.gatewayUrl, { prompt: 'json error', stream: true });
+    assert.ok(result.status >= 500 && result.status < 600, `status ${result.status}`);
+    assert.equal(result.json.error.code, 'upstream_error');
+    assert.ok(proxy.matched >= 1);
+  } finally {
+    proxy.setRule(undefined);
+    await isolated.close();
+  }
+});
