@@ -34,6 +34,8 @@ export interface LeaseOptions {
   candidates: readonly AccountRef[];
   /** When set, the conversation's account is required (affinity). */
   accountId?: string;
+  /** The conversation being continued: one stream per chat at a time. */
+  conversationId?: string;
   exclude: ReadonlySet<string>;
   signal: AbortSignal;
 }
@@ -56,4 +58,20 @@ export interface OpenedAttachment extends UploadSource {
 
 export interface AttachmentOpener {
   open(reference: AttachmentReference, signal: AbortSignal): Promise<OpenedAttachment>;
+}
+
+/** An account as operators see it (status page, GET /v1/accounts, `check`): never a token. */
+export interface AccountView {
+  id: string;
+  dialect: DialectName;
+  state: 'live' | 'cooling' | 'invalid' | 'unknown';
+  source: string;
+  inFlight: number;
+  isShortLived: boolean;
+  cooldownUntil?: number;
+  accessExpiresAt?: number;
+  refreshExpiresAt?: number;
+  lastRefreshAt?: number;
+  lastUsedAt?: number;
+  invalidReason?: string;
 }

@@ -28,6 +28,8 @@ export interface ChatServiceOptions {
   attemptBudgetMs: number;
   log: ChatLog;
   clock?: () => number;
+  /** Called for every failed attempt (metrics by error kind and dialect). */
+  onAttemptError?: (error: unknown, dialect: DialectName) => void;
 }
 
 export interface ChatStream {
@@ -62,9 +64,10 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     void guarded.finally(() => background.delete(guarded));
   }
 
-  function dialectFor(account: AccountRef): KimiDialect {
-    const dialect = options.dialects[account.dialect];
-    if (!dialect) throw new GatewayError({ status: 500, type: 'server_error', code: 'dialect_unavailable', message: `The ${account.dialect} dialect is not enabled.` });
+  /** By the session's dialect: an account may move from legacy to current after a fallback refresh (§10.1). */
+  function dialectFor(name: DialectName): KimiDialect {
+    const dialect = options.dialects[name];
+    if (!dialect) throw new GatewayError({ status: 500, type: 'server_error', code: 'dialect_unavailable', message: `The ${name} dialect is not enabled.` });
     return dialect;
   }
 
@@ -85,7 +88,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     let lastError: unknown;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
       if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
-      const lease = await options.accounts.lease({ candidates, accountId: continued?.record.accountId, exclude, signal });
+      const lease = await options.accounts.lease({ candidates, accountId: continued?.record.accountId, conversationId: continued?.id, exclude, signal });
       meta.accountId = lease.account.id;
       meta.attempts = attempt;
       const pending: ChatEvent[] = [];
@@ -110,6 +113,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         return;
       } catch (error) {
         lastError = error;
+        if (!isAbortError(error)) options.onAttemptError?.(error, lease.account.dialect);
         if (hasDelivered || isAbortError(error) || signal.aborted || continued || !canFailOver(error)) throw error;
         await lease.reportFailure(error);
         exclude.add(lease.account.id);
@@ -130,9 +134,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     signal: AbortSignal,
     outcome: AttemptOutcome,
   ): AsyncGenerator<ChatEvent> {
-    const dialect = dialectFor(lease.account);
     const opened = await openAttachments(prompt, signal);
     let session = await lease.session(signal);
+    const dialect = dialectFor(session.dialect);
     let files: UploadedFile[];
     try {
       files = await uploadAll(dialect, session, opened, signal);
@@ -215,7 +219,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       const lease = await options.accounts.lease({ candidates, accountId: account.id, exclude: new Set(), signal });
       try {
         const session = await lease.session(signal);
-        const state = await dialectFor(account).findConversation(session, conversationId, signal);
+        const state = await dialectFor(session.dialect).findConversation(session, conversationId, signal);
         const found: ConversationRecord = { accountId: account.id, parentMessageId: state.lastAssistantMessageId, createdByGateway: false };
         await options.accounts.saveConversation(conversationId, found);
         return { id: conversationId, record: found };
@@ -259,7 +263,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   }
 
   async function deleteConversation(account: AccountRef, conversationId: string, session: Session): Promise<void> {
-    await dialectFor(account).deleteConversation(session, conversationId, AbortSignal.timeout(15_000));
+    await dialectFor(session.dialect).deleteConversation(session, conversationId, AbortSignal.timeout(15_000));
   }
 
   async function idle(): Promise<void> {

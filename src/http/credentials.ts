@@ -21,7 +21,9 @@ export interface CredentialResolver {
   readonly hasGatewayKeys: boolean;
 }
 
-export function createCredentialResolver(options: { apiKeys: readonly string[]; hasServerPool: boolean }): CredentialResolver {
+/** `hasServerPool` may be a function: accounts added at run time (add-account) open the server pool. */
+export function createCredentialResolver(options: { apiKeys: readonly string[]; hasServerPool: boolean | (() => boolean) }): CredentialResolver {
+  const hasServerPool = typeof options.hasServerPool === 'function' ? options.hasServerPool : () => options.hasServerPool === true;
   const keyDigests = options.apiKeys.map(digest);
   const hasGatewayKeys = keyDigests.length > 0;
 
@@ -45,7 +47,7 @@ export function createCredentialResolver(options: { apiKeys: readonly string[]; 
       return { bearerTokens: undefined };
     }
     const credential = credentialOf(headers);
-    if (credential === undefined && options.hasServerPool) return { bearerTokens: undefined };
+    if (credential === undefined && hasServerPool()) return { bearerTokens: undefined };
     return { bearerTokens: splitTokens(credential) };
   }
 

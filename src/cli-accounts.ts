@@ -1,0 +1,107 @@
+/**
+ * @module cli-accounts
+ * `check` (one row per configured account: hash, dialect, state, expiry) and `add-account` (pasted
+ * token, cookie, localStorage JSON or cURL → checked live → stored; a running gateway picks it up
+ * within 5 s). Never prints a token.
+ */
+import { createAccountPool, type AccountCheck, type AccountPool } from './accounts/account-pool.ts';
+import { extractCredential } from './accounts/extract-credential.ts';
+import type { Config } from './config.ts';
+import { createLogger } from './log.ts';
+import { openStateStore } from './store/open-state-store.ts';
+import type { StateStore } from './store/state-store.ts';
+import { createConnectDialect } from './upstream/connect/connect-dialect.ts';
+import { createLegacyDialect } from './upstream/legacy/legacy-dialect.ts';
+import { createUpstreamHttp } from './upstream/upstream-http.ts';
+
+interface CliPool {
+  pool: AccountPool;
+  close(): Promise<void>;
+}
+
+async function openPool(config: Config): Promise<CliPool> {
+  const log = createLogger({ level: 'warn', destination: process.stderr });
+  const http = createUpstreamHttp({
+    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
+    firstByteTimeoutMs: config.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+    idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
+    defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
+    userAgent: 'Mozilla/5.0 (compatible; kimi-free-api)',
+  });
+  const dialects = {
+    current: createConnectDialect({ baseUrl: config.KIMI_BASE_URL, authUrl: config.KIMI_AUTH_URL, http, clientVersion: config.KIMI_CLIENT_VERSION, language: config.KIMI_LANGUAGE, timeZone: config.KIMI_TIMEZONE }),
+    legacy: createLegacyDialect({ baseUrl: config.KIMI_LEGACY_BASE_URL, http, timeZone: config.KIMI_TIMEZONE }),
+  };
+  const store: StateStore = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE, log });
+  const pool = createAccountPool({ store, dialects, dialectMode: config.KIMI_DIALECT, reloadIntervalMs: 0, sweepIntervalMs: 0, log });
+  await pool.addServerAccounts(config.serverTokens);
+  return {
+    pool,
+    async close() {
+      await pool.close();
+      await store.close();
+      await http.close();
+    },
+  };
+}
+
+export function formatChecks(checks: AccountCheck[]): string {
+  const rows = [['account', 'dialect', 'kind', 'state', 'access expires', 'detail']];
+  for (const check of checks) {
+    rows.push([
+      check.id,
+      check.dialect,
+      check.isShortLived ? `${check.kind} (short-lived)` : check.kind,
+      check.state,
+      check.accessExpiresAt ? new Date(check.accessExpiresAt).toISOString() : '-',
+      check.error ?? check.invalidReason ?? (check.profile ? `user ${check.profile.userId}` : ''),
+    ]);
+  }
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column])).join(' | ').trimEnd()).join('\n');
+}
+
+export async function runCheckCommand(config: Config): Promise<number> {
+  const { pool, close } = await openPool(config);
+  try {
+    const accounts = pool.serverAccounts();
+    if (accounts.length === 0) {
+      process.stderr.write('No accounts configured: set KIMI_TOKENS or KIMI_TOKENS_FILE, or run add-account.\n');
+      return 2;
+    }
+    const checks = await pool.checkAccounts(accounts, AbortSignal.timeout(60_000));
+    process.stdout.write(`${formatChecks(checks)}\n`);
+    return checks.every((check) => check.state === 'live') ? 0 : 1;
+  } finally {
+    await close();
+  }
+}
+
+export async function runAddAccountCommand(config: Config, argumentText: string): Promise<number> {
+  const text = argumentText.trim() || (process.stdin.isTTY ? '' : await readStdin());
+  if (!text) {
+    process.stderr.write('Give the token, cookie, localStorage JSON or cURL command as an argument or on stdin.\n');
+    return 2;
+  }
+  const extracted = extractCredential(text);
+  const { pool, close } = await openPool(config);
+  try {
+    const [check] = await pool.checkAccounts(await pool.accountsFromBearer([extracted.token]), AbortSignal.timeout(60_000));
+    if (!check || check.state !== 'live') {
+      process.stderr.write(`Kimi did not accept this token (${check?.error ?? 'check failed'}); nothing was stored.\n`);
+      return 1;
+    }
+    const account = await pool.addAccount(extracted.token, { source: 'added' });
+    for (const warning of extracted.warnings) process.stderr.write(`warning: ${warning}\n`);
+    process.stdout.write(`Added account ${account.id} (${account.dialect} dialect, from ${extracted.source}); a running gateway uses it within 5 s.\n`);
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

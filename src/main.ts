@@ -1,0 +1,324 @@
+/**
+ * @module main
+ * The composition root: builds the state store, both dialects, the account pool, the chat service
+ * and the HTTP app from one Config; listens; shuts down gracefully. The only module that knows
+ * every concrete piece.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Account } from './accounts/account.ts';
+import { createAccountPool, type AccountPool, type AccountSnapshot } from './accounts/account-pool.ts';
+import { extractCredential } from './accounts/extract-credential.ts';
+import type { AccountDirectory, AccountView } from './chat/chat-ports.ts';
+import { AuthenticationError, InvalidRequestError } from './errors.ts';
+import { createChatService, type ChatService } from './chat/chat-service.ts';
+import { createModelCatalog, parseModelMap } from './chat/model-catalog.ts';
+import { preloadTokenizer } from './chat/estimate-tokens.ts';
+import type { Config } from './config.ts';
+import { openAttachment } from './files/fetch-attachment.ts';
+import { createGuardedAgent } from './files/ssrf-agent.ts';
+import { createApp, type App } from './http/app.ts';
+import { createCredentialResolver } from './http/credentials.ts';
+import { buildRoutes } from './http/routes.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { openStateStore } from './store/open-state-store.ts';
+import type { StateStore } from './store/state-store.ts';
+import { createConnectDialect } from './upstream/connect/connect-dialect.ts';
+import type { CatalogModel, DialectName, KimiDialect } from './upstream/dialect.ts';
+import { createLegacyDialect } from './upstream/legacy/legacy-dialect.ts';
+import { createUpstreamHttp } from './upstream/upstream-http.ts';
+
+export interface GatewayOptions {
+  /** Install SIGTERM/SIGINT handlers that drain and exit (the CLI does; tests do not). */
+  handleSignals?: boolean;
+  version?: string;
+  /** Log destination (tests capture logs to check that no token leaks). */
+  logDestination?: NodeJS.WritableStream;
+  /** Extra clean-up run after the gateway closed (the demo stops its simulator). */
+  onClose?: () => Promise<void>;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  server: Server;
+  app: App;
+  chat: ChatService;
+  pool: AccountPool;
+  store: StateStore;
+  metrics: Metrics;
+  log: Logger;
+  /** Graceful: stop accepting, let streams finish up to SHUTDOWN_GRACE_MS, then end them. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  const version = options.version ?? '0.0.0';
+  const log = createLogger({ level: config.LOG_LEVEL, destination: options.logDestination });
+  const metrics = createMetrics();
+  const reportedUnknown = new Set<string>();
+  const onUnknown = (kind: string, name: string) => {
+    metrics.recordUnknownUpstream(kind, name);
+    // Logged once per process (issue 10): drift is visible without flooding the log.
+    if (!reportedUnknown.has(`${kind}:${name}`) && reportedUnknown.size < 1000) {
+      reportedUnknown.add(`${kind}:${name}`);
+      log.warn({ kind, name }, 'Kimi sent something this version does not know; ignored it');
+    }
+  };
+
+  const http = createUpstreamHttp({
+    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
+    firstByteTimeoutMs: config.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+    idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
+    defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
+    userAgent: `Mozilla/5.0 (compatible; kimi-free-api/${version})`,
+  });
+  const dialects: Record<DialectName, KimiDialect> = {
+    current: createConnectDialect({
+      baseUrl: config.KIMI_BASE_URL,
+      authUrl: config.KIMI_AUTH_URL,
+      http,
+      clientVersion: config.KIMI_CLIENT_VERSION,
+      language: config.KIMI_LANGUAGE,
+      timeZone: config.KIMI_TIMEZONE,
+      parseTimeoutMs: config.ATTACHMENT_PARSE_TIMEOUT_MS,
+      defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
+      onUnknown,
+    }),
+    legacy: createLegacyDialect({
+      baseUrl: config.KIMI_LEGACY_BASE_URL,
+      http,
+      timeZone: config.KIMI_TIMEZONE,
+      parseTimeoutMs: config.ATTACHMENT_PARSE_TIMEOUT_MS,
+      defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
+      onUnknown,
+    }),
+  };
+
+  const store = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE, log });
+  const pool = createAccountPool({
+    store,
+    dialects,
+    dialectMode: config.KIMI_DIALECT,
+    cooldownMs: config.ACCOUNT_COOLDOWN_MS,
+    maxAttempts: config.FAILOVER_MAX_ATTEMPTS,
+    attemptBudgetMs: config.FAILOVER_BUDGET_MS,
+    accountMaxConcurrency: config.ACCOUNT_MAX_CONCURRENCY,
+    queueMax: config.QUEUE_MAX,
+    queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
+    log,
+  });
+  await pool.addServerAccounts(config.serverTokens);
+  metrics.setAccountStatesSource(async () => countStates(await pool.snapshot()));
+
+  const catalog = createModelCatalog({
+    chatModel: config.KIMI_CHAT_MODEL,
+    chatScenario: config.KIMI_CHAT_SCENARIO,
+    thinkingEffort: config.KIMI_THINKING_EFFORT,
+    presets: parseModelMap(config.KIMI_MODEL_MAP),
+  });
+  const attachmentAgent = createGuardedAgent({
+    allowPrivate: config.ALLOW_PRIVATE_ATTACHMENT_URLS,
+    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
+  });
+  let attachmentOrdinal = 0;
+  const chat = createChatService({
+    dialects,
+    accounts: createChatAccounts(pool),
+    attachments: {
+      open: async (reference, signal) => {
+        const opened = await openAttachment(reference.url, {
+          agent: attachmentAgent,
+          kind: reference.kind,
+          maxBytes: config.ATTACHMENT_MAX_BYTES,
+          signal,
+          fileNameHint: reference.fileName,
+          ordinal: (attachmentOrdinal = (attachmentOrdinal % 1_000_000) + 1),
+        });
+        metrics.attachmentBytes.inc({ kind: reference.kind }, opened.sizeBytes);
+        return opened;
+      },
+    },
+    catalog,
+    retentionSeconds: config.CHAT_RETENTION_SECONDS,
+    maxAttempts: config.FAILOVER_MAX_ATTEMPTS,
+    attemptBudgetMs: config.FAILOVER_BUDGET_MS,
+    log,
+    onAttemptError: (error, dialect) => metrics.recordUpstreamError(error, dialect),
+  });
+
+  const upstreamCatalog = createCatalogCache(pool, dialects, config.KIMI_MODEL_CATALOG_TTL_SECONDS * 1000);
+  const credentials = createCredentialResolver({ apiKeys: config.API_KEYS, hasServerPool: () => pool.serverAccounts().length > 0 });
+  const errorCounts = new Map<string, number>();
+  let isClosing = false;
+  const startedAt = Date.now();
+  const app = createApp({
+    routes: buildRoutes({
+      chat,
+      catalog,
+      credentials,
+      bodyLimitBytes: config.BODY_LIMIT_BYTES,
+      upstreamModels: upstreamCatalog,
+      checkToken: async (token, signal) => {
+        const accounts = await pool.accountsFromBearer([token]);
+        const [checked] = await pool.checkAccounts(accounts, signal);
+        return checked?.state === 'live';
+      },
+      isShuttingDown: () => isClosing,
+      operator: {
+        version,
+        dialectMode: config.KIMI_DIALECT,
+        startedAt,
+        listAccounts: async () => (await pool.snapshot()).map(toAccountView),
+        addAccount: async (text, signal) => importAccount(pool, text, signal),
+        errorCounts: () => Object.fromEntries(errorCounts),
+        unknownUpstream: () => metrics.unknownUpstreamCounts(),
+        renderMetrics: () => metrics.render(),
+      },
+    }),
+    log,
+    corsOrigins: config.CORS_ORIGINS,
+    onRequestDone: (finished) => {
+      if (finished.errorCode) errorCounts.set(finished.errorCode, (errorCounts.get(finished.errorCode) ?? 0) + 1);
+      metrics.recordRequest({
+        route: finished.route,
+        model: finished.model ?? '',
+        status: finished.status,
+        timeToFirstByteSeconds: finished.timeToFirstByteMs === undefined ? undefined : finished.timeToFirstByteMs / 1000,
+        durationSeconds: finished.durationMs / 1000,
+      });
+    },
+  });
+
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 }, app.handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  preloadTokenizer();
+  if (config.API_KEYS.length === 0 && config.serverTokens.length > 0 && config.HOST !== '127.0.0.1') {
+    log.warn({}, 'KIMI_TOKENS is set without API_KEYS: anyone who can reach this port can use the pool. Set API_KEYS.');
+  }
+  log.info({ port, host: config.HOST, dialect: config.KIMI_DIALECT, store: store.kind, accounts: config.serverTokens.length }, 'kimi-free-api listening');
+
+  async function close(graceMs = config.SHUTDOWN_GRACE_MS): Promise<void> {
+    if (isClosing) return;
+    isClosing = true;
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await app.drain(graceMs);
+    server.closeAllConnections();
+    await stopped;
+    await chat.idle();
+    await pool.close();
+    await store.close();
+    await Promise.allSettled([http.close(), attachmentAgent.close()]);
+    await options.onClose?.();
+    log.info({}, 'kimi-free-api stopped');
+  }
+
+  if (options.handleSignals) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down: no new requests; open streams may finish');
+      void close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, server, app, chat, pool, store, metrics, log, close };
+}
+
+/** Kimi's own model catalogue (spec §3.5, §9 D9), fetched with a server-pool account and cached. */
+function createCatalogCache(pool: AccountPool, dialects: Record<DialectName, KimiDialect>, ttlMs: number): () => Promise<CatalogModel[]> {
+  let cached: { at: number; models: CatalogModel[] } | undefined;
+  let loading: Promise<CatalogModel[]> | undefined;
+  async function load(): Promise<CatalogModel[]> {
+    const candidates = pool.serverAccounts().filter((account) => account.dialect === 'current');
+    if (candidates.length === 0) return [];
+    const lease = await pool.lease({ candidates, signal: AbortSignal.timeout(10_000) });
+    try {
+      const session = await lease.session(AbortSignal.timeout(10_000));
+      return await dialects[session.dialect].listModels(session, AbortSignal.timeout(10_000));
+    } finally {
+      lease.release();
+    }
+  }
+  return async () => {
+    if (cached && Date.now() - cached.at < ttlMs) return cached.models;
+    loading ??= load()
+      .then((models) => {
+        cached = { at: Date.now(), models };
+        return models;
+      })
+      .catch(() => cached?.models ?? [])
+      .finally(() => {
+        loading = undefined;
+      });
+    return loading;
+  };
+}
+
+/** Adapts the account pool to the port the chat use case declares (chat/chat-ports.ts). */
+function createChatAccounts(pool: AccountPool): AccountDirectory {
+  return {
+    async candidates(bearerTokens) {
+      if (bearerTokens) return pool.accountsFromBearer(bearerTokens);
+      const server = pool.serverAccounts();
+      if (server.length === 0) {
+        throw new AuthenticationError('No Kimi account: send "Authorization: Bearer <refresh token>" or configure KIMI_TOKENS.', { code: 'invalid_token' });
+      }
+      return server;
+    },
+    lease: (options) =>
+      pool.lease({
+        candidates: (options.accountId ? options.candidates.filter((account) => account.id === options.accountId) : options.candidates) as Account[],
+        conversationId: options.conversationId,
+        exclude: options.exclude,
+        signal: options.signal,
+      }),
+    getConversation: (conversationId) => pool.getConversation(conversationId),
+    async saveConversation(conversationId, record) {
+      const existing = await pool.getConversation(conversationId);
+      if (existing && existing.accountId === record.accountId) {
+        if (record.parentMessageId) await pool.updateParent(conversationId, record.parentMessageId);
+        return;
+      }
+      await pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway });
+    },
+    scheduleDeletion: async (conversationId, accountId, atMs) => {
+      await pool.scheduleDeletion(conversationId, accountId, atMs);
+    },
+    cancelDeletion: (conversationId) => pool.cancelDeletion(conversationId),
+  };
+}
+
+async function importAccount(pool: AccountPool, text: string, signal: AbortSignal): Promise<AccountView & { warnings: string[] }> {
+  const extracted = extractCredential(text);
+  const [probe] = await pool.checkAccounts(await pool.accountsFromBearer([extracted.token]), signal);
+  if (!probe || probe.state !== 'live') {
+    throw new InvalidRequestError(`Kimi did not accept this ${extracted.kind === 'unknown' ? 'token' : `${extracted.kind} token`}: ${probe?.error ?? 'check failed'}.`, { code: 'invalid_token' });
+  }
+  const account = await pool.addAccount(extracted.token, { source: 'added' });
+  const [snapshot] = await pool.snapshot([account]);
+  return { ...toAccountView(snapshot), warnings: extracted.warnings };
+}
+
+function toAccountView(snapshot: AccountSnapshot): AccountView {
+  return { ...snapshot };
+}
+
+function countStates(snapshots: AccountSnapshot[]): Partial<Record<AccountSnapshot['state'], number>> {
+  const counts: Partial<Record<AccountSnapshot['state'], number>> = {};
+  for (const snapshot of snapshots) counts[snapshot.state] = (counts[snapshot.state] ?? 0) + 1;
+  return counts;
+}
