@@ -1,0 +1,117 @@
+/**
+ * @module http/routes/qr-routes
+ * QR login for the status page (issue 10): `POST /v1/accounts/qr` starts one (answers `{id, url, expiresAt}`),
+ * `GET /v1/accounts/qr?id=…` (or `/v1/accounts/qr/{id}`) reports `pending` / `scanned` / `confirmed` with the
+ * new account / `failed` with the reason. The upstream polling runs here, in the background, bounded by the
+ * code's lifetime; the tokens go straight into the pool and never to the browser. Gateway key required when set.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { QrLogin } from '../../accounts/qr-login.ts';
+import type { AccountView } from '../../chat/chat-ports.ts';
+import { GatewayError, NotFoundError, RateLimitError } from '../../errors.ts';
+import { sendJson, type HttpContext, type RouteHandler } from '../http-context.ts';
+
+export interface QrRouteDeps {
+  /** Starts an upstream QR login (bind `startQrLogin({ authUrl, http })` from accounts/qr-login.ts). */
+  startQrLogin(signal: AbortSignal): Promise<QrLogin>;
+  /** Stores the refresh token the phone confirmed as an account (checked live like any added account). */
+  addAccountFromToken(token: string, signal: AbortSignal): Promise<AccountView>;
+  requireGatewayKey(headers: IncomingHttpHeaders): void;
+  /** Logins waiting at once. Default 5. */
+  maxPending?: number;
+  clock?: () => number;
+}
+
+type QrState = 'pending' | 'scanned' | 'confirmed' | 'failed';
+
+interface PendingLogin {
+  id: string;
+  url: string;
+  expiresAt?: number;
+  status: QrState;
+  account?: AccountView;
+  error?: { message: string; code: string };
+  finishedAt?: number;
+  abort: AbortController;
+}
+
+/** A finished login stays readable this long, so a slow page still sees the outcome. */
+const keepFinishedMs = 10 * 60_000;
+
+export interface QrRoutes {
+  create: RouteHandler;
+  status: RouteHandler;
+  /** Stops background polling (graceful shutdown). */
+  close(): void;
+}
+
+export function qrLoginRoutes(deps: QrRouteDeps): QrRoutes {
+  const clock = deps.clock ?? Date.now;
+  const logins = new Map<string, PendingLogin>();
+
+  function sweep(): void {
+    for (const [id, login] of logins) if (login.finishedAt !== undefined && clock() - login.finishedAt > keepFinishedMs) logins.delete(id);
+  }
+
+  function watch(login: PendingLogin, upstream: QrLogin): void {
+    upstream
+      .poll(login.abort.signal, (status) => {
+        if (status === 'scanned') login.status = 'scanned';
+      })
+      .then(async (tokens) => {
+        login.account = await deps.addAccountFromToken(tokens.refreshToken, login.abort.signal);
+        login.status = 'confirmed';
+      })
+      .catch((error: unknown) => {
+        login.status = 'failed';
+        login.error = error instanceof GatewayError ? { message: error.message, code: error.code } : { message: 'The QR login failed.', code: 'qr_failed' };
+      })
+      .finally(() => {
+        login.finishedAt = clock();
+      });
+  }
+
+  const create: RouteHandler = async (context: HttpContext) => {
+    deps.requireGatewayKey(context.request.headers);
+    context.request.resume(); // no body is read
+    sweep();
+    const waiting = [...logins.values()].filter((login) => login.finishedAt === undefined).length;
+    if (waiting >= (deps.maxPending ?? 5)) {
+      throw new RateLimitError('rate_limited', 'Too many QR logins are waiting; finish or let one expire first.', { retryAfterMs: 30_000 });
+    }
+    const upstream = await deps.startQrLogin(context.signal);
+    const login: PendingLogin = { id: randomUUID(), url: upstream.url, status: 'pending', abort: new AbortController(), ...(upstream.expiresAt ? { expiresAt: upstream.expiresAt } : {}) };
+    logins.set(login.id, login);
+    watch(login, upstream);
+    sendJson(context, 201, view(login));
+  };
+
+  const status: RouteHandler = (context: HttpContext) => {
+    deps.requireGatewayKey(context.request.headers);
+    sweep();
+    const id = context.url.searchParams.get('id') ?? /\/v1\/accounts\/qr\/([^/]+)$/.exec(context.url.pathname)?.[1] ?? '';
+    const login = logins.get(decodeURIComponent(id));
+    if (!login) throw new NotFoundError(`No QR login ${id ? `"${id.slice(0, 64)}"` : '(missing ?id=)'}; it may have finished more than ten minutes ago. Start a new one with POST /v1/accounts/qr.`);
+    sendJson(context, 200, view(login), { 'cache-control': 'no-store' });
+  };
+
+  return {
+    create,
+    status,
+    close() {
+      for (const login of logins.values()) login.abort.abort(new Error('The gateway is shutting down.'));
+    },
+  };
+}
+
+function view(login: PendingLogin): Record<string, unknown> {
+  return {
+    id: login.id,
+    url: login.url,
+    status: login.status,
+    ...(login.expiresAt ? { expiresAt: login.expiresAt } : {}),
+    ...(login.account ? { account: login.account } : {}),
+    ...(login.error ? { error: login.error } : {}),
+  };
+}
