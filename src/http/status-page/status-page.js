@@ -1,6 +1,6 @@
 // The status page's behaviour (issue 6, issue 10): reads the gateway's JSON endpoints, renders them
-// with textContent only (every server string is data, never markup), adds accounts and streams a
-// playground completion. Plain browser JavaScript, no build step, no framework.
+// with textContent only (every server string is data, never markup), adds accounts (pasted text or QR
+// login) and streams a playground completion. Plain browser JavaScript, no build step, no framework.
 
 const KEY_STORAGE = 'kimi-free-api.gateway-key';
 const REFRESH_MS = 10_000;
@@ -297,7 +297,67 @@ async function runPlayground(event) {
   }
 }
 
+// QR login (issue 10): the gateway starts it upstream and polls Kimi; the page only follows the local id.
+const QR_POLL_MS = 1500;
+const QR_MAX_WAIT_MS = 6 * 60_000;
+const QR_WORDS = {
+  pending: 'Waiting for the phone to scan the code…',
+  scanned: 'Scanned. Confirm the login on the phone…',
+};
+
+/** Only http(s) links are shown: a server string must never become a javascript: URL. */
+function safeLink(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function startQrLogin() {
+  const button = $('qr-button');
+  const status = $('qr-status');
+  button.disabled = true;
+  status.textContent = 'Asking Kimi for a login code…';
+  try {
+    const created = await api('/v1/accounts/qr', { method: 'POST' });
+    if (!created.ok) throw new Error(await errorText(created));
+    const login = await created.json();
+    const href = safeLink(login.url);
+    if (!href) throw new Error('the gateway returned no usable login link');
+    const link = $('qr-link');
+    link.href = href;
+    link.textContent = href;
+    $('qr-panel').hidden = false;
+    status.textContent = QR_WORDS.pending;
+    const deadline = Date.now() + QR_MAX_WAIT_MS;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, QR_POLL_MS));
+      const polled = await api(`/v1/accounts/qr?id=${encodeURIComponent(login.id)}`);
+      if (!polled.ok) throw new Error(await errorText(polled));
+      const state = await polled.json();
+      if (state.status === 'confirmed') {
+        const account = state.account ?? {};
+        $('qr-panel').hidden = true;
+        status.textContent = `Added account ${account.id ?? ''} (${account.dialect ?? 'dialect unknown'}, ${account.state ?? 'state unknown'}) by QR login.`;
+        await refreshAll();
+        return;
+      }
+      if (state.status === 'failed') throw new Error(`${state.error?.message ?? 'the login failed'} (${state.error?.code ?? 'qr_failed'})`);
+      status.textContent = QR_WORDS[state.status] ?? `Status: ${state.status}`;
+    }
+    throw new Error('no confirmation arrived in time; start again');
+  } catch (error) {
+    $('qr-panel').hidden = true;
+    if (!(error instanceof KeyRequired)) status.textContent = `QR login did not complete: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function start() {
+  $('qr-button').addEventListener('click', startQrLogin);
   $('key-form').addEventListener('submit', (event) => {
     event.preventDefault();
     sessionStorage.setItem(KEY_STORAGE, $('key-input').value.trim());
