@@ -88,7 +88,14 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     let lastError: unknown;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
       if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
-      const lease = await options.accounts.lease({ candidates, accountId: continued?.record.accountId, conversationId: continued?.id, exclude, signal });
+      let lease: AccountLease;
+      try {
+        lease = await options.accounts.lease({ candidates, accountId: continued?.record.accountId, conversationId: continued?.id, exclude, signal });
+      } catch (error) {
+        // Every account has been tried: the last upstream failure says more than "no account left".
+        if (lastError !== undefined && (error as GatewayError).code === 'no_account_left') throw lastError;
+        throw error;
+      }
       meta.accountId = lease.account.id;
       meta.attempts = attempt;
       const pending: ChatEvent[] = [];

@@ -39,7 +39,9 @@ export interface Stack {
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const simulator = options.existingSimulator ?? (await startSimulator({ port: 0, ...options.simulator }));
+  // A small pause between frames, as on a real network, so that text reaches the gateway before a fault
+  // (a reset arriving in the same TCP read would otherwise discard the frames before it).
+  const simulator = options.existingSimulator ?? (await startSimulator({ port: 0, chunkDelayMs: 1, ...options.simulator }));
   const accounts = Array.from({ length: options.accounts ?? 1 }, () => simulator.issueAccount());
   const tokens = accounts.map((account) =>
     options.tokenKind === 'legacy' ? account.legacyRefreshToken : options.tokenKind === 'access' ? account.accessToken : account.refreshToken,
