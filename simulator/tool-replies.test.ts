@@ -41,6 +41,9 @@ test('forced tool, one call when parallel calls are off, and the first tool when
 test('with tool results in the prompt it answers in prose; the repair prompt gets bare calls', () => {
   assert.match(reply(`user: weather?\n\nassistant: <tool_call name="get_weather" id="c1">{}</tool_call>\n\ntool: [result of c1] 21°C\n\n${instructions('')}`), /^Simulated answer from 1 tool result\(s\) .*21°C/);
   assert.match(reply(`Your previous answer could not be used: x.\n\n${instructions('')}`), /^<tool_call name="get_weather">/);
+  const unknown = reply(`Your previous answer could not be used: the call names the tool "nope", which does not exist (the tools are: get_weather, get_time).\n\n${instructions('')}`);
+  assert.equal((unknown.match(/<tool_call /g) ?? []).length, 1, 'the tool list in the problem text does not count as naming tools');
+  assert.match(reply(`Your previous answer could not be used: the arguments of "get_time" do not match.\n\n${instructions('')}`), /^<tool_call name="get_time">/);
 });
 
 test('scenarios: malformed JSON, an unknown tool, tools ignored', () => {

@@ -75,11 +75,15 @@ export function toolReplyText(prompt: ToolPrompt, scenario: string): string {
   return preface + chosen.map((tool) => `<tool_call name="${tool.name}">${JSON.stringify(sampleArguments(tool.parameters))}</tool_call>`).join('\n');
 }
 
-/** The forced tool; else every tool the question names (in offer order); else the first tool. */
+/**
+ * The forced tool; else every tool the question names (in offer order); else the first tool. A repair prompt
+ * lists all tools in its problem text, so there only quoted names (the broken calls) count.
+ */
 export function chooseTools(prompt: ToolPrompt): OfferedTool[] {
   const forced = prompt.tools.find((tool) => tool.name === prompt.forcedTool);
   if (forced) return [forced];
-  const named = prompt.tools.filter((tool) => prompt.question.includes(tool.name));
+  const firstLine = prompt.question.split('\n')[0];
+  const named = prompt.tools.filter((tool) => (prompt.isRepair ? firstLine.includes(`"${tool.name}"`) : prompt.question.includes(tool.name)));
   const chosen = named.length > 0 ? named : [prompt.tools[0]];
   return prompt.allowsParallel ? chosen : chosen.slice(0, 1);
 }
