@@ -122,3 +122,21 @@ test('bad tool input is a 400 in each API before anything goes upstream', async 
   const chatRequests = stack.simulator.requests.slice(before).filter((request) => request.path.includes('Chat') || request.path.includes('completion'));
   assert.equal(chatRequests.length, 0, 'no upstream chat for a bad request');
 });
+
+test('CHAT_RETENTION_SECONDS=0: the first chat is deleted when its answer ends, so the repair replays it in a new chat', async () => {
+  const shortLived = await startStack({ env: { CHAT_RETENTION_SECONDS: '0' } });
+  try {
+    const client = new OpenAI({ baseURL: `${shortLived.gatewayUrl}/v1`, apiKey: shortLived.token, maxRetries: 0 });
+    const userId = shortLived.accounts[0].userId;
+    shortLived.simulator.setScenario('tools-malformed', { userId, times: 1 });
+    const completion = await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'Weather? Use get_weather.' }], tools: [{ type: 'function', function: weather }] });
+    assert.equal(completion.choices[0].finish_reason, 'tool_calls');
+    assert.deepEqual(JSON.parse(completion.choices[0].message.tool_calls?.[0].type === 'function' ? completion.choices[0].message.tool_calls[0].function.arguments : ''), { city: 'sim-city' });
+    await shortLived.gateway.chat.idle();
+    const chats = shortLived.simulator.chats(userId);
+    assert.equal(chats.length, 2, 'the answer and its replayed repair');
+    assert.ok(chats.every((chat) => chat.deleted));
+  } finally {
+    await shortLived.close();
+  }
+});

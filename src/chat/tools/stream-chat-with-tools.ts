@@ -5,6 +5,8 @@
  * and stacks the tool emulation and the response-format stage on the chat events. Repair rounds continue
  * the same upstream chat (protocol spec §3.8) with the same credentials, hence the same account.
  */
+import { NotFoundError } from '../../errors.ts';
+import type { ChatEvent } from '../../upstream/dialect.ts';
 import { textOf } from '../build-prompt.ts';
 import type { ChatService, ChatStream } from '../chat-service.ts';
 import type { ChatMessage, ChatRequest } from '../chat-request.ts';
@@ -28,14 +30,41 @@ export function streamChatWithTools(chat: ChatService, request: ChatRequest, pla
   const instructions = [request.instructions, plan.instructions].filter(Boolean).join('\n\n') || undefined;
   const messages = plan.hasTools ? rewriteToolHistory(request.messages, plan.grammar) : request.messages;
   const stream = chat.streamChat({ ...request, messages, instructions }, signal);
-  const repair: RepairRound = ({ conversationId, instruction }) =>
-    chat.streamChat({ model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens, conversationId, messages: [{ role: 'user', content: instruction }] }, signal).events;
+  const base = { model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens };
+  const repair: RepairRound = ({ conversationId, instruction, previousAnswer }) =>
+    continueOrReplay(
+      () => chat.streamChat({ ...base, conversationId, messages: [{ role: 'user', content: instruction }] }, signal).events,
+      () =>
+        chat.streamChat(
+          { ...base, conversationId: request.conversationId, instructions: request.instructions, messages: [...messages, { role: 'assistant', content: previousAnswer }, { role: 'user', content: instruction }] },
+          signal,
+        ).events,
+    );
   let events: AsyncIterable<ChatOutputEvent> = stream.events;
   if (plan.hasTools) events = emulateToolCalls(stream.events, { plan, repair, createCallId: hooks.createCallId, onRepair: hooks.onRepair });
   if (plan.responseFormat.kind !== 'text') {
     events = enforceResponseFormat(events, { format: plan.responseFormat, validator: plan.formatValidator, repair, onRepair: hooks.onRepair });
   }
   return { model: stream.model, modelIsFallback: stream.modelIsFallback, meta: stream.meta, events };
+}
+
+/**
+ * The repair continues the answer's chat; when that chat is already gone (retention 0 deleted it when the
+ * answer ended), the exchange is replayed in a new chat instead. Only a not-found before any event falls back.
+ */
+async function* continueOrReplay(continued: () => AsyncIterable<ChatEvent>, replayed: () => AsyncIterable<ChatEvent>): AsyncGenerator<ChatEvent> {
+  const iterator = continued()[Symbol.asyncIterator]();
+  let first: IteratorResult<ChatEvent>;
+  try {
+    first = await iterator.next();
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+    yield* replayed();
+    return;
+  }
+  if (first.done) return;
+  yield first.value;
+  yield* { [Symbol.asyncIterator]: () => iterator };
 }
 
 /** Assistant `tool_calls` become grammar blocks in the assistant's text, the form the model is asked to write. */

@@ -75,7 +75,7 @@ export async function* enforceResponseFormat(events: AsyncIterable<ChatOutputEve
   if (!check.isValid) {
     if (!options.repair || !conversationId) throw invalidFormat(check.problem, false);
     options.onRepair?.([check.problem]);
-    const repaired = await collectRepair(options.repair({ conversationId, instruction: renderFormatRepair(check.problem, options.format) }), held);
+    const repaired = await collectRepair(options.repair({ conversationId, instruction: renderFormatRepair(check.problem, options.format), previousAnswer: textParts.join('') }), held);
     check = checkJsonAnswer(repaired, options.format, options.validator);
     if (!check.isValid) throw invalidFormat(check.problem, true);
   }

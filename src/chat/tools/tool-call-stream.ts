@@ -45,6 +45,7 @@ export async function* emulateToolCalls(events: AsyncIterable<ChatEvent>, option
   let conversationId: string | undefined;
   let finishReason: FinishReason | undefined;
   let usage: { promptTokens: number; completionTokens: number; isEstimate: boolean } | undefined;
+  const rawAnswer: string[] = [];
 
   function newRound(isRepair: boolean): Round {
     return { parser: plan.grammar.createParser(), isRepair, problems: [], heldText: [], hasEnded: false };
@@ -71,6 +72,7 @@ export async function* emulateToolCalls(events: AsyncIterable<ChatEvent>, option
           : { promptTokens: event.promptTokens, completionTokens: event.completionTokens, isEstimate: event.isEstimate };
         return [];
       case 'text-delta':
+        if (!round.isRepair) rawAnswer.push(event.text);
         return onTokens(round.parser.push(event.text), round);
       case 'finish':
         if (!round.isRepair) finishReason = event.reason;
@@ -139,7 +141,7 @@ export async function* emulateToolCalls(events: AsyncIterable<ChatEvent>, option
     const instruction = plan.grammar.renderRepair(problems, plan.prompt);
     const repair = newRound(true);
     const callsBefore = callCount;
-    yield* runRound(options.repair({ conversationId, instruction }), repair);
+    yield* runRound(options.repair({ conversationId, instruction, previousAnswer: rawAnswer.join('') }), repair);
     if (repair.problems.length > 0) throw invalidCall(repair.problems, true);
     if (callCount === callsBefore) throw invalidCall([...problems, 'the repaired answer contains no usable tool call'], true);
   }

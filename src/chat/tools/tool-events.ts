@@ -43,5 +43,9 @@ export type ChatOutputEvent =
   | ToolCallEvent
   | { type: 'finish'; reason: OutputFinishReason };
 
-/** A repair round: the route re-asks the model on the same upstream chat and returns the new answer's events. */
-export type RepairRound = (request: { conversationId: string; instruction: string }) => AsyncIterable<ChatEvent>;
+/**
+ * A repair round: re-asks the model on the same upstream chat and returns the new answer's events.
+ * `previousAnswer` (the raw text of the failed answer) lets it replay the exchange in a new chat when the
+ * first one is already gone (CHAT_RETENTION_SECONDS=0 deletes it as soon as the answer ends).
+ */
+export type RepairRound = (request: { conversationId: string; instruction: string; previousAnswer: string }) => AsyncIterable<ChatEvent>;
