@@ -4,6 +4,7 @@
 // any connection is made (issue 4 "Safety"; list shared with src/files/ssrf-agent.test.ts).
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import { Client } from 'undici';
 import { startTestServer, watchOutgoingSockets, samplePng, type TestServer } from '../../src/files/attachment-test-server.ts';
@@ -11,7 +12,7 @@ import { startStack, type Stack } from '../support/stack.ts';
 import { chat } from '../support/gateway-client.ts';
 import { rawRequest } from '../support/raw-http.ts';
 
-const bodyLimit = 256 * 1024;
+const bodyLimit = 2 * 1024 * 1024;
 let stack: Stack;
 let files: TestServer;
 
@@ -131,4 +132,22 @@ test(`every SSRF spelling (${hostileHosts.length} hosts × image_url/file, plus 
     sockets.stop();
     await client.close();
   }
+});
+
+test('a 30,000-character prompt without whitespace is answered without blocking the event loop for more than 200 ms (usage estimate included)', async () => {
+  // The gateway runs in this process, so a blocked event loop shows as a late timer here.
+  let last = performance.now();
+  let longestGap = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longestGap = Math.max(longestGap, now - last);
+    last = now;
+  }, 10);
+  try {
+    const result = await chat(stack.gatewayUrl, { prompt: 'x'.repeat(30_000) });
+    assert.equal(result.status, 200);
+  } finally {
+    clearInterval(ticker);
+  }
+  assert.ok(longestGap < 200, `the event loop was blocked for ${Math.round(longestGap)} ms`);
 });

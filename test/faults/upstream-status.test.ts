@@ -30,7 +30,9 @@ beforeEach(async () => {
 afterEach(() => stack.close());
 
 const userId = () => stack.accounts[0].userId;
-const chatRequests = () => simulator.requests.filter((request) => request.path === chatPath && request.userId === userId());
+// Every test has its own account and simulator.reset() clears the record, so all Chat calls are this test's
+// (a refused token records no userId, so filtering by account would miss it).
+const chatRequests = () => simulator.requests.filter((request) => request.path === chatPath);
 
 async function snapshot() {
   const [only] = await stack.gateway.pool.snapshot();
@@ -50,13 +52,25 @@ test('upstream 401 once: the gateway refreshes the token once and retries; the c
 });
 
 test('upstream 401 and the refresh is refused too: 401 invalid_token through the openai SDK, the account marked invalid (§3.4)', async () => {
-  simulator.setScenario('refresh-fails', { userId: userId() });
-  const client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
-  const error = await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'hi [[sim:unauthenticated]]' }] }).catch((caught: unknown) => caught);
-  assert.ok(error instanceof OpenAI.AuthenticationError, `expected AuthenticationError, got ${String(error)}`);
-  assert.equal(error.status, 401);
-  assert.equal(error.code, 'invalid_token');
-  assert.equal((await snapshot()).state, 'invalid');
+  // The SDK always sends a key; with API_KEYS set the gateway takes it as the gateway key, not a Kimi token.
+  const keyed = await startStack({ serverPool: true, existingSimulator: simulator, env: { API_KEYS: 'fault-suite-key' } });
+  try {
+    const client = new OpenAI({ baseURL: `${keyed.gatewayUrl}/v1`, apiKey: 'fault-suite-key', maxRetries: 0 });
+    const account = keyed.accounts[0].userId;
+    await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'warm up' }] });
+    const refreshesBefore = simulator.refreshCount(account);
+    simulator.setScenario('refresh-fails', { userId: account });
+    const error = await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'hi [[sim:unauthenticated]]' }] }).catch((caught: unknown) => caught);
+    assert.ok(error instanceof OpenAI.AuthenticationError, `expected AuthenticationError, got ${String(error)}`);
+    assert.equal(error.status, 401);
+    assert.equal(error.code, 'invalid_token');
+    assert.equal(chatRequests().length, 2, 'warm-up and the refused attempt; no retry without a fresh token');
+    assert.equal(simulator.refreshCount(account), refreshesBefore, 'the refresh was refused');
+    const [state] = await keyed.gateway.pool.snapshot();
+    assert.equal(state.state, 'invalid');
+  } finally {
+    await keyed.close();
+  }
 });
 
 for (const [scenario, retryAfter] of [['http-429', '7'], ['http-429-no-hint', '20']] as const) {
@@ -109,6 +123,7 @@ test('HTML page with status 200 instead of a stream: 502 upstream_error before a
     const result = await chat(stack.gatewayUrl, { prompt: 'html', stream });
     assert.equal(result.status, 502, `stream=${stream}`);
     assert.equal(result.json.error.code, 'upstream_error');
+    assert.doesNotMatch(result.json.error.message, /<html|<body/i);
   }
 });
 

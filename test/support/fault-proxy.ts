@@ -78,9 +78,14 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
       if (cut <= start || cut > answer.body.length) continue;
       if (!res.write(answer.body.subarray(start, cut))) {
         stalledWrites += 1;
-        await new Promise((resolve) => {
-          res.once('drain', resolve);
-          res.once('close', resolve);
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
         });
       }
       start = cut;
