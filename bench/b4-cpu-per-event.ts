@@ -5,6 +5,7 @@
  * the marginal cost of one more event (long streams minus short streams, divided by the extra events).
  * Target: gateway ≤ 1.4× the minimal re-encoding reference (dependencies.md "How to read the targets").
  */
+import { join } from 'node:path';
 import { closedLoop, createClientPool, exchange, type Target } from './lib/clients.ts';
 import type { ServerProcess } from './lib/processes.ts';
 import type { Section } from './lib/report.ts';
@@ -24,14 +25,24 @@ export async function runCpuPerEvent(direct: Target, measured: { target: Target;
   await directPool.close();
 
   const samples = new Map<string, CpuSample[]>();
+  // Warm-up: JIT and connection pools settle before anything is counted.
+  for (const { target } of measured) {
+    const pool = createClientPool(target, concurrency);
+    for (const prompt of [SHORT_PROMPT, LONG_PROMPT]) await closedLoop(concurrency, roundMs / 2, () => exchange(pool, target, { prompt, stream: true }));
+    await pool.close();
+  }
   for (let round = 0; round < rounds; round += 1) {
     for (const { target, server } of measured) {
       const pool = createClientPool(target, concurrency);
       try {
-        for (const prompt of [SHORT_PROMPT, LONG_PROMPT]) {
+        // Alternate the order so neither prompt always runs on a fresher process.
+        for (const prompt of round % 2 === 0 ? [SHORT_PROMPT, LONG_PROMPT] : [LONG_PROMPT, SHORT_PROMPT]) {
+          const profile = settings.profileDir && round === rounds - 1 && prompt === LONG_PROMPT;
+          if (profile) await server.startProfile();
           const before = await server.stats();
           const load = await closedLoop(concurrency, roundMs, () => exchange(pool, target, { prompt, stream: true }));
           const after = await server.stats();
+          if (profile) await server.stopProfile(join(settings.profileDir!, `b4-${target.name}.cpuprofile`));
           if (load.failed > 0) throw new Error(`B4: ${target.name}: ${load.failed} streams failed (${load.firstFailure})`);
           const key = `${target.name}|${prompt}`;
           const list = samples.get(key) ?? [];

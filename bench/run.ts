@@ -2,11 +2,13 @@
  * @module bench/run
  * `npm run bench` (issue 7): runs B1–B6 on loopback against the simulator, side by side with direct access
  * and the two reference proxies, and prints one table per benchmark and the targets met or missed.
- * Flags: --quick (about 1 minute), --only B1,B4 (a subset), --json FILE (raw sections for docs).
+ * Flags: --quick (about 1 minute), --only B1,B4 (a subset), --json FILE (raw sections for docs),
+ * --profile DIR (steady-state CPU profiles of each server during B4, for finding hot spots).
  * Never part of `npm test`: timings are reported, not asserted.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runThroughput } from './b1-throughput.ts';
 import { runLatency } from './b2-latency.ts';
@@ -20,8 +22,8 @@ import type { Target } from './lib/clients.ts';
 import { renderChecks, renderSection, type Section } from './lib/report.ts';
 import { benchSettings } from './lib/settings.ts';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, json: { type: 'string' } } });
-const settings = benchSettings(values.quick === true);
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, json: { type: 'string' }, profile: { type: 'string' } } });
+const settings = benchSettings(values.quick === true, values.profile ? resolve(values.profile) : undefined);
 const selected = new Set((values.only ?? 'B1,B2,B3,B4,B5,B6').toUpperCase().split(',').map((id) => id.trim()));
 const wants = (id: string) => selected.has(id);
 

@@ -4,6 +4,8 @@
  * simulator) runs in its own process so CPU and memory are attributable, and answers IPC requests for its
  * CPU time, memory and event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms resolution).
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface ChildStats {
@@ -21,7 +23,7 @@ export interface ChildStats {
   openConnections?: number;
 }
 
-export type ParentMessage = { id: number; type: 'stats' | 'reset-event-loop' | 'gc' };
+export type ParentMessage = { id: number; type: 'stats' | 'reset-event-loop' | 'gc' | 'profile-start' } | { id: number; type: 'profile-stop'; path: string };
 export type ChildMessage =
   | { type: 'ready'; url: string; extra?: unknown }
   | { type: 'reply'; id: number; stats?: ChildStats }
@@ -31,9 +33,12 @@ export type ChildMessage =
 export function serveChildStats(url: string, extra?: unknown, openConnections?: () => number): void {
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
-  process.on('message', (message: ParentMessage) => {
+  const profiler = new Session();
+  process.on('message', async (message: ParentMessage) => {
     if (message.type === 'reset-event-loop') histogram.reset();
     if (message.type === 'gc') collectGarbage();
+    if (message.type === 'profile-start') await startProfile(profiler);
+    if (message.type === 'profile-stop') await stopProfile(profiler, message.path);
     const reply: ChildMessage = { type: 'reply', id: message.id, stats: message.type === 'stats' ? snapshot(histogram, openConnections) : undefined };
     process.send?.(reply);
   });
@@ -45,6 +50,19 @@ export function serveChildStats(url: string, extra?: unknown, openConnections?: 
 export function reportChildFailure(error: unknown): never {
   process.send?.({ type: 'failed', message: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies ChildMessage);
   process.exit(1);
+}
+
+/** A steady-state CPU profile (bench --profile): started after warm-up, so start-up does not drown it. */
+async function startProfile(session: Session): Promise<void> {
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+}
+
+async function stopProfile(session: Session, path: string): Promise<void> {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(path, JSON.stringify(profile));
+  session.disconnect();
 }
 
 function collectGarbage(): void {

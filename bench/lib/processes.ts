@@ -17,6 +17,9 @@ export interface ServerProcess {
   resetEventLoop(): Promise<void>;
   /** Runs a full garbage collection in the child (children start with --expose-gc). */
   collectGarbage(): Promise<void>;
+  /** Starts a V8 CPU profile in the child; `stopProfile` writes it as a .cpuprofile file. */
+  startProfile(): Promise<void>;
+  stopProfile(path: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -45,7 +48,7 @@ export async function spawnServer(options: SpawnOptions): Promise<ServerProcess>
   child.on('message', (message: ChildMessage) => {
     if (message.type === 'reply') pending.get(message.id)?.(message);
   });
-  const ask = (type: ParentMessage['type']) =>
+  const ask = (type: ParentMessage['type'], path = '') =>
     new Promise<Extract<ChildMessage, { type: 'reply' }>>((resolve, reject) => {
       if (!child.connected) return reject(new Error(`${options.name} is not running`));
       const id = nextId++;
@@ -53,7 +56,7 @@ export async function spawnServer(options: SpawnOptions): Promise<ServerProcess>
         pending.delete(id);
         resolve(message);
       });
-      child.send({ id, type } satisfies ParentMessage);
+      child.send((type === 'profile-stop' ? { id, type, path } : { id, type }) as ParentMessage);
     });
   return {
     name: options.name,
@@ -63,6 +66,8 @@ export async function spawnServer(options: SpawnOptions): Promise<ServerProcess>
     stats: async () => (await ask('stats')).stats as ChildStats,
     resetEventLoop: async () => void (await ask('reset-event-loop')),
     collectGarbage: async () => void (await ask('gc')),
+    startProfile: async () => void (await ask('profile-start')),
+    stopProfile: async (path) => void (await ask('profile-stop', path)),
     close: () => stopChild(child),
   };
 }

@@ -7,6 +7,8 @@
 
 export interface BenchSettings {
   quick: boolean;
+  /** --profile DIR: write steady-state CPU profiles of the measured servers during B4 there. */
+  profileDir?: string;
   throughput: { connections: number; warmupMs: number; roundMs: number; rounds: number };
   latency: { requests: number };
   firstByte: { requests: number; proofStreams: number; proofChunkDelayMs: number };
@@ -19,14 +21,18 @@ export const SHORT_PROMPT = 'Say hi.';
 export const LONG_PROMPT =
   'Please write a long and friendly answer about streaming gateways, back-pressure, 背压 和 流式传输, so that every reply has many events.';
 
-export function benchSettings(quick: boolean): BenchSettings {
+export function benchSettings(quick: boolean, profileDir?: string): BenchSettings {
+  return { ...baseSettings(quick), profileDir };
+}
+
+function baseSettings(quick: boolean): BenchSettings {
   return quick
     ? {
         quick,
         throughput: { connections: 50, warmupMs: 1_000, roundMs: 2_000, rounds: 2 },
         latency: { requests: 150 },
         firstByte: { requests: 100, proofStreams: 3, proofChunkDelayMs: 20 },
-        cpu: { concurrency: 16, roundMs: 1_500, rounds: 1 },
+        cpu: { concurrency: 16, roundMs: 1_500, rounds: 2 },
         manyStreams: { streams: 2_000, chunkDelayMs: 150, accounts: 40 },
         attachments: { sizeBytes: 100_000_000 },
       }
@@ -35,7 +41,7 @@ export function benchSettings(quick: boolean): BenchSettings {
         throughput: { connections: 50, warmupMs: 2_000, roundMs: 4_000, rounds: 3 },
         latency: { requests: 500 },
         firstByte: { requests: 300, proofStreams: 10, proofChunkDelayMs: 20 },
-        cpu: { concurrency: 16, roundMs: 2_500, rounds: 3 },
+        cpu: { concurrency: 16, roundMs: 2_500, rounds: 4 },
         manyStreams: { streams: 2_000, chunkDelayMs: 250, accounts: 40 },
         attachments: { sizeBytes: 100_000_000 },
       };
