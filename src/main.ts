@@ -17,11 +17,17 @@ import { preloadTokenizer } from './chat/estimate-tokens.ts';
 import type { Config } from './config.ts';
 import { openAttachment } from './files/fetch-attachment.ts';
 import { createGuardedAgent } from './files/ssrf-agent.ts';
-import { createApp, type App } from './http/app.ts';
+import { createApp, type App, type Route } from './http/app.ts';
 import { createCredentialResolver } from './http/credentials.ts';
 import { buildRoutes } from './http/routes.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { startQrLogin } from './accounts/qr-login.ts';
+import { doctorRoute } from './doctor/doctor-route.ts';
+import { runDoctor } from './doctor/run-doctor.ts';
+import { storeTokenAccess } from './doctor/store-token-access.ts';
+import { clientApiRoutes } from './http/routes/client-api-routes.ts';
+import { qrLoginRoutes } from './http/routes/qr-routes.ts';
 import { openStateStore } from './store/open-state-store.ts';
 import type { StateStore } from './store/state-store.ts';
 import { createConnectDialect } from './upstream/connect/connect-dialect.ts';
@@ -153,6 +159,39 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const errorCounts = new Map<string, number>();
   let isClosing = false;
   const startedAt = Date.now();
+  const doctorTokens = storeTokenAccess(store, { dialectMode: config.KIMI_DIALECT });
+  const qr = qrLoginRoutes({
+    startQrLogin: (signal) => startQrLogin({ authUrl: config.KIMI_AUTH_URL, http, clientVersion: config.KIMI_CLIENT_VERSION }, signal),
+    addAccountFromToken: (token, signal) => importAccount(pool, token, signal),
+    requireGatewayKey: credentials.requireGatewayKey,
+  });
+  const extraRoutes: Route[] = [
+    ...clientApiRoutes({ chat, credentials, bodyLimitBytes: config.BODY_LIMIT_BYTES, log, onRepair: (problems) => log.warn({ problems }, 'tool/format repair round') }),
+    {
+      method: 'GET',
+      path: '/v1/doctor',
+      handler: doctorRoute({
+        requireGatewayKey: credentials.requireGatewayKey,
+        runDoctor: ({ signal, record }) =>
+          runDoctor({
+            accounts: [...config.serverTokens],
+            baseUrl: config.KIMI_BASE_URL,
+            authUrl: config.KIMI_AUTH_URL,
+            legacyBaseUrl: config.KIMI_LEGACY_BASE_URL,
+            dialectMode: config.KIMI_DIALECT,
+            http,
+            tokens: doctorTokens,
+            signal,
+            record,
+            clientVersion: config.KIMI_CLIENT_VERSION,
+            language: config.KIMI_LANGUAGE,
+            timeZone: config.KIMI_TIMEZONE,
+          }),
+      }),
+    },
+    { method: 'POST', path: '/v1/accounts/qr', handler: qr.create },
+    { method: 'GET', path: '/v1/accounts/qr', handler: qr.status },
+  ];
   const app = createApp({
     routes: buildRoutes({
       chat,
@@ -176,6 +215,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         unknownUpstream: () => metrics.unknownUpstreamCounts(),
         renderMetrics: () => metrics.render(),
       },
+      extraRoutes,
     }),
     log,
     corsOrigins: config.CORS_ORIGINS,
@@ -210,6 +250,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     await app.drain(graceMs);
+    qr.close();
     server.closeAllConnections();
     await stopped;
     await chat.idle();
