@@ -154,7 +154,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     onAttemptError: (error, dialect) => metrics.recordUpstreamError(error, dialect),
   });
 
-  const upstreamCatalog = createCatalogCache(pool, dialects, config.KIMI_MODEL_CATALOG_TTL_SECONDS * 1000);
+  const upstreamCatalog = createCatalogCache(pool, dialects, config.KIMI_MODEL_CATALOG_TTL_SECONDS * 1000, (models) => catalog.useUpstream(models));
+  // Learn Kimi's catalogue early so its model ids resolve on the first request; failures only mean defaults.
+  void upstreamCatalog();
   const credentials = createCredentialResolver({ apiKeys: config.API_KEYS, hasServerPool: () => pool.serverAccounts().length > 0 });
   const errorCounts = new Map<string, number>();
   let isClosing = false;
@@ -279,28 +281,37 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, server, app, chat, pool, store, metrics, log, close };
 }
 
-/** Kimi's own model catalogue (spec §3.5, §9 D9), fetched with a server-pool account and cached. */
-function createCatalogCache(pool: AccountPool, dialects: Record<DialectName, KimiDialect>, ttlMs: number): () => Promise<CatalogModel[]> {
+/**
+ * Kimi's own model catalogue (spec §3.5, §9 D9), fetched with a server-pool account (or the caller's
+ * own token when there is no pool) and cached for the TTL. A failure only means the static list.
+ */
+function createCatalogCache(
+  pool: AccountPool,
+  dialects: Record<DialectName, KimiDialect>,
+  ttlMs: number,
+  onLoaded: (models: CatalogModel[]) => void,
+): (bearerTokens?: readonly string[]) => Promise<CatalogModel[]> {
   let cached: { at: number; models: CatalogModel[] } | undefined;
   let loading: Promise<CatalogModel[]> | undefined;
-  async function load(): Promise<CatalogModel[]> {
-    const candidates = pool.serverAccounts().filter((account) => account.dialect === 'current');
-    if (candidates.length === 0) return [];
+  async function load(bearerTokens: readonly string[] | undefined): Promise<CatalogModel[]> {
+    const server = pool.serverAccounts();
+    const accounts = server.length > 0 ? server : bearerTokens ? await pool.accountsFromBearer(bearerTokens) : [];
+    const candidates = accounts.filter((account) => account.dialect === 'current');
+    if (candidates.length === 0) return cached?.models ?? [];
     const lease = await pool.lease({ candidates, signal: AbortSignal.timeout(10_000) });
     try {
       const session = await lease.session(AbortSignal.timeout(10_000));
-      return await dialects[session.dialect].listModels(session, AbortSignal.timeout(10_000));
+      const models = await dialects[session.dialect].listModels(session, AbortSignal.timeout(10_000));
+      cached = { at: Date.now(), models };
+      onLoaded(models);
+      return models;
     } finally {
       lease.release();
     }
   }
-  return async () => {
+  return async (bearerTokens) => {
     if (cached && Date.now() - cached.at < ttlMs) return cached.models;
-    loading ??= load()
-      .then((models) => {
-        cached = { at: Date.now(), models };
-        return models;
-      })
+    loading ??= load(bearerTokens)
       .catch(() => cached?.models ?? [])
       .finally(() => {
         loading = undefined;

@@ -43,3 +43,13 @@ test('KIMI_MODEL_MAP presets override scenario names without a release', () => {
   assert.ok(custom.list().includes('kimi-turbo'));
   assert.throws(() => parseModelMap('[1'), /JSON object/);
 });
+
+test("Kimi's own catalogue ids become model names with their scenario and agent mode (spec §3.5, §9 D9)", () => {
+  const live = createModelCatalog({ chatModel: 'k2d6-chat', chatScenario: 'SCENARIO_CHAT', thinkingEffort: 'REASONING_EFFORT_LOW' });
+  assert.equal(live.resolve('k3-agent').isFallback, true);
+  live.useUpstream([{ id: 'k3-agent', scenario: 'SCENARIO_OK_COMPUTER', kimiplusId: 'ok-computer', agentMode: 'TYPE_NORMAL', defaultReasoningEffort: 'REASONING_EFFORT_HIGH' }]);
+  const { choice, isFallback } = live.resolve('k3-agent-search');
+  assert.equal(isFallback, false);
+  assert.deepEqual([choice.upstreamModel, choice.scenario, choice.kimiplusId, choice.agentMode, choice.search], ['k3-agent', 'SCENARIO_OK_COMPUTER', 'ok-computer', 'TYPE_NORMAL', true]);
+  assert.ok(live.list([{ id: 'k3-agent' }]).includes('k3-agent-thinking'));
+});

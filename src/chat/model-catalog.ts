@@ -49,12 +49,30 @@ const legacyThinkingAgentId = 'crm40ee9e5jvhsn7ptcg';
 
 export interface ModelCatalog {
   resolve(publicId: string | undefined, flags?: ModelFlags): ResolvedModel;
+  /** Kimi's own catalogue (spec §3.5, §9 D9) once fetched: its ids become valid model names. */
+  useUpstream(models: CatalogModel[]): void;
   /** Public ids to list in /v1/models, merged with an upstream catalogue when one is given. */
   list(upstream?: CatalogModel[]): string[];
 }
 
 export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
   const presets: Record<string, ModelPreset> = { ...agentPresets, ...options.presets };
+  let upstreamPresets: Record<string, ModelPreset> = {};
+
+  function useUpstream(models: CatalogModel[]): void {
+    upstreamPresets = Object.fromEntries(
+      models.map((model) => [
+        model.id,
+        {
+          upstreamModel: model.id,
+          scenario: model.scenario,
+          kimiplusId: model.kimiplusId || undefined,
+          agentMode: model.agentMode || undefined,
+          reasoningEffort: model.defaultReasoningEffort,
+        },
+      ]),
+    );
+  }
 
   function resolve(publicId: string | undefined, flags: ModelFlags = {}): ResolvedModel {
     const requested = (publicId ?? '').trim() || 'kimi';
@@ -62,10 +80,12 @@ export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
     if (kimiPlusIdPattern.test(requested)) {
       return { choice: baseChoice(requested, { kimiplusId: requested, thinking: requested === legacyThinkingAgentId }), isFallback: false };
     }
-    const presetKey = Object.keys(presets)
+    // Configured presets win over the upstream catalogue, so an operator can correct a renamed scenario.
+    const allPresets = { ...upstreamPresets, ...presets };
+    const presetKey = Object.keys(allPresets)
       .sort((left, right) => right.length - left.length)
       .find((key) => name === key.toLowerCase() || name.startsWith(`${key.toLowerCase()}-`));
-    const preset = presetKey ? presets[presetKey] : undefined;
+    const preset = presetKey ? allPresets[presetKey] : undefined;
     const silentSearch = name.includes('silent_search') || name.includes('silent-search');
     const thinking = preset?.thinking ?? (/thinking|reasoner|(^|[-_])k1([-_.]|$)/.test(name) || name === 'k1');
     const search = silentSearch || name.includes('search') || flags.useSearch === true || preset?.search === true;
@@ -119,7 +139,7 @@ export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
     return [...ids];
   }
 
-  return { resolve, list };
+  return { resolve, list, useUpstream };
 }
 
 /** Parses KIMI_MODEL_MAP (JSON object of public id → preset); throws with a readable message. */

@@ -16,7 +16,7 @@ export interface RouteDeps {
   catalog: ModelCatalog;
   credentials: CredentialResolver;
   bodyLimitBytes: number;
-  upstreamModels(): Promise<CatalogModel[]>;
+  upstreamModels(bearerTokens?: readonly string[]): Promise<CatalogModel[]>;
   checkToken(token: string, signal: AbortSignal): Promise<boolean>;
   isShuttingDown(): boolean;
   operator: Omit<OperatorDeps, 'credentials' | 'bodyLimitBytes'>;
@@ -29,7 +29,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
   const statusPage = statusPageRoute();
   return [
     { method: 'POST', path: '/v1/chat/completions', handler: chatCompletionsRoute({ chat: deps.chat, credentials: deps.credentials, bodyLimitBytes: deps.bodyLimitBytes }) },
-    { method: 'GET', path: '/v1/models', handler: modelsRoute(deps.catalog, deps.upstreamModels) },
+    { method: 'GET', path: '/v1/models', handler: modelsRoute(deps.catalog, deps.upstreamModels, deps.credentials) },
     { method: 'POST', path: '/token/check', handler: tokenCheckRoute({ checkToken: deps.checkToken, bodyLimitBytes: deps.bodyLimitBytes }) },
     { method: 'GET', path: '/ping', handler: pingRoute() },
     { method: 'GET', path: '/healthz', handler: healthRoute(deps.isShuttingDown) },

@@ -107,6 +107,14 @@ describe('bad input and edge routes', () => {
     assert.deepEqual(JSON.parse(dead.text), { live: false });
   });
 
+  test("GET /v1/models lists the switches and Kimi's own catalogue (spec §3.5)", async () => {
+    const response = await fetch(`${stack.gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${stack.token}` } });
+    const body = (await response.json()) as { object: string; data: { id: string; object: string }[] };
+    const ids = body.data.map((model) => model.id);
+    assert.equal(body.object, 'list');
+    for (const id of ['kimi', 'kimi-search', 'kimi-thinking', 'kimi-silent_search', 'k2d6-chat', 'k3-agent']) assert.ok(ids.includes(id), id);
+  });
+
   test('a client disconnect aborts the upstream stream within 100 ms', async () => {
     const controller = new AbortController();
     const response = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, {

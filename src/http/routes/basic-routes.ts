@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { ModelCatalog } from '../../chat/model-catalog.ts';
 import type { CatalogModel } from '../../upstream/dialect.ts';
+import type { CredentialResolver } from '../credentials.ts';
 import { sendJson, sendText, type HttpContext } from '../http-context.ts';
 import { parseWith } from '../openai-schema.ts';
 import { readJsonBody } from '../read-json-body.ts';
@@ -18,10 +19,17 @@ export function healthRoute(isShuttingDown: () => boolean) {
     isShuttingDown() ? sendJson(context, 503, { status: 'shutting_down' }) : sendJson(context, 200, { status: 'ok' });
 }
 
-export function modelsRoute(catalog: ModelCatalog, upstreamModels: () => Promise<CatalogModel[]>) {
+export function modelsRoute(catalog: ModelCatalog, upstreamModels: (bearerTokens?: readonly string[]) => Promise<CatalogModel[]>, credentials: CredentialResolver) {
   return async (context: HttpContext) => {
     const created = 1_700_000_000;
-    const ids = catalog.list(await upstreamModels().catch(() => []));
+    // Listing needs no credentials; when the caller sent Kimi tokens, they may fetch Kimi's own catalogue.
+    let bearerTokens: string[] | undefined;
+    try {
+      bearerTokens = credentials.resolve(context.request.headers).bearerTokens;
+    } catch {
+      bearerTokens = undefined;
+    }
+    const ids = catalog.list(await upstreamModels(bearerTokens).catch(() => []));
     sendJson(context, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'kimi-free-api' })) });
   };
 }
