@@ -221,6 +221,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     }),
     log,
     corsOrigins: config.CORS_ORIGINS,
+    trustProxy: config.TRUST_PROXY,
     onRequestDone: (finished) => {
       if (finished.errorCode) errorCounts.set(finished.errorCode, (errorCounts.get(finished.errorCode) ?? 0) + 1);
       metrics.recordRequest({

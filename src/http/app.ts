@@ -21,6 +21,8 @@ export interface AppOptions {
   routes: Route[];
   log: Logger;
   corsOrigins: readonly string[];
+  /** TRUST_PROXY: take the client address from X-Forwarded-For (only behind a proxy you control). */
+  trustProxy?: boolean;
   /** Called once per finished request (metrics). */
   onRequestDone?: (record: FinishedRequest) => void;
 }
@@ -131,7 +133,7 @@ export function createApp(options: AppOptions): App {
       durationMs,
     };
     const outcome = record.outcome ?? (response.writableFinished ? 'completed' : 'client-closed');
-    options.log.info({ requestId: context.requestId, ...finished, outcome }, 'request');
+    options.log.info({ requestId: context.requestId, ...finished, outcome, client: clientAddress(request, options.trustProxy === true) }, 'request');
     options.onRequestDone?.(finished);
   }
 
@@ -155,10 +157,18 @@ export function createApp(options: AppOptions): App {
   };
 }
 
+function clientAddress(request: IncomingMessage, trustProxy: boolean): string | undefined {
+  const forwarded = request.headers['x-forwarded-for'];
+  if (trustProxy && typeof forwarded === 'string' && forwarded.trim()) return forwarded.split(',')[0].trim().slice(0, 64);
+  return request.socket.remoteAddress;
+}
+
 function routeHint(path: string): string {
   if (/chat\/completions?$/.test(path) && path !== '/v1/chat/completions') {
     return `No route ${path}. Use POST /v1/chat/completions (set your client's base URL to http://HOST:PORT/v1).`;
   }
   if (/models$/.test(path) && path !== '/v1/models') return `No route ${path}. Use GET /v1/models.`;
-  return `No route ${path}. The API lives under /v1: POST /v1/chat/completions, GET /v1/models.`;
+  if (/responses$/.test(path)) return `No route ${path}. Use POST /v1/responses.`;
+  if (/messages$/.test(path)) return `No route ${path}. Use POST /v1/messages (Anthropic Messages API).`;
+  return `No route ${path}. The API lives under /v1: POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, GET /v1/models.`;
 }
