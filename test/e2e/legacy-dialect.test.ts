@@ -1,0 +1,104 @@
+/**
+ * Legacy-dialect behaviour that has no current-dialect twin (issue 3, protocol spec §2): transparent
+ * length continuation, its error table as HTTP statuses, research mode, and choosing the dialect
+ * (KIMI_DIALECT and the per-token prefix, §10.1).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { simulatedReply } from '../../simulator/reply-text.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+
+describe('legacy dialect', () => {
+  let stack: Stack;
+  let client: OpenAI;
+  before(async () => {
+    stack = await startStack({ tokenKind: 'legacy', accounts: 1 });
+    client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.token, maxRetries: 0 });
+  });
+  after(() => stack.close());
+
+  const ask = (content: string, model = 'kimi') => client.chat.completions.create({ model, messages: [{ role: 'user', content }] });
+  const statusOf = (promise: Promise<unknown>) =>
+    promise.then(
+      () => ({ status: 200, code: undefined as string | undefined }),
+      (error: InstanceType<typeof OpenAI.APIError>) => ({ status: error.status, code: (error.error as { code?: string } | undefined)?.code ?? error.code ?? undefined }),
+    );
+
+  test('a `length` cut is continued transparently and the text joined (§2.4 continuation)', async () => {
+    const text = 'long answer [[sim:legacy-length]]';
+    const completion = await ask(text);
+    assert.equal(completion.choices[0].message.content, simulatedReply({ userText: text, turn: 1, markerStyle: 'none' }).plainText);
+    assert.equal(completion.choices[0].finish_reason, 'stop');
+    const continuation = stack.simulator.requests.find((request) => /"action":"continue"/.test(request.bodyText ?? ''));
+    assert.ok(continuation, 'the gateway sent a continue request with the segment id');
+  });
+
+  test('chat.user_stream_pushing → 409 conversation_busy (§10.7)', async () => {
+    assert.deepEqual(await statusOf(ask('twice [[sim:legacy-stream-pushing]]')), { status: 409, code: 'conversation_busy' });
+  });
+
+  test('"算力不够" overload → 429 upstream_overloaded, never assistant text (§9 D13)', async () => {
+    const other = await startStack({ tokenKind: 'legacy', existingSimulator: stack.simulator });
+    try {
+      const otherClient = new OpenAI({ baseURL: `${other.gatewayUrl}/v1`, apiKey: other.token, maxRetries: 0 });
+      const result = await statusOf(otherClient.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'busy [[sim:legacy-overload]]' }] }));
+      assert.deepEqual(result, { status: 429, code: 'upstream_overloaded' });
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('token_length_too_long → 400 context_length_exceeded', async () => {
+    assert.deepEqual(await statusOf(ask('huge [[sim:legacy-token-too-long]]')), { status: 400, code: 'context_length_exceeded' });
+  });
+
+  test('research and k1 thinking switch by model name (§2.4)', async () => {
+    const before = stack.simulator.requests.length;
+    const research = await client.chat.completions.create({ model: 'kimi-research', messages: [{ role: 'user', content: 'study this' }] });
+    assert.ok(research.choices[0].message.content?.includes('Simulated reply to: "study this"'));
+    const sent = stack.simulator.requests.slice(before).map((request) => request.bodyText ?? '').join('\n');
+    assert.match(sent, /"use_research":true/);
+    assert.ok(stack.simulator.requests.slice(before).some((request) => request.path === '/api/chat/research/usage'), 'the research quota was checked first');
+  });
+});
+
+describe('dialect choice (§10.1)', () => {
+  async function pathsFor(stack: Stack, token: string, label: string): Promise<string[]> {
+    const before = stack.simulator.requests.length;
+    const response = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'kimi', messages: [{ role: 'user', content: label }] }),
+    });
+    assert.equal(response.status, 200, `${label}: ${await response.clone().text()}`);
+    return stack.simulator.requests.slice(before).map((request) => request.path);
+  }
+  const isLegacyPath = (paths: string[]) => paths.some((path) => /\/completion\/stream$/.test(path));
+
+  test('auto: a user-center refresh token goes legacy, an account-service token goes current; prefixes override', async () => {
+    const stack = await startStack({ tokenKind: 'legacy' });
+    try {
+      const account = stack.simulator.issueAccount();
+      assert.equal(isLegacyPath(await pathsFor(stack, stack.tokens[0], 'auto legacy')), true);
+      assert.equal(isLegacyPath(await pathsFor(stack, account.refreshToken, 'auto current')), false);
+      // A prefix decides when the gateway first sees the token; an account already in the state store keeps
+      // the dialect its session was made with.
+      const forced = stack.simulator.issueAccount();
+      assert.equal(isLegacyPath(await pathsFor(stack, `legacy:${forced.refreshToken}`, 'legacy prefix')), true);
+      const other = stack.simulator.issueAccount();
+      assert.equal(isLegacyPath(await pathsFor(stack, `current:${other.refreshToken}`, 'current prefix')), false);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  test('KIMI_DIALECT=legacy sends every unprefixed token down the legacy path', async () => {
+    const stack = await startStack({ env: { KIMI_DIALECT: 'legacy' } });
+    try {
+      assert.equal(isLegacyPath(await pathsFor(stack, stack.tokens[0], 'forced legacy')), true);
+    } finally {
+      await stack.close();
+    }
+  });
+});
