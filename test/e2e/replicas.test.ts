@@ -71,7 +71,9 @@ test('two replicas, one Redis, 40 concurrent requests on a cold account: exactly
   // Hold each refresh 300 ms so that both replicas are certainly waiting on the same cold account at once.
   simulator.setScenario('slow-refresh', { userId: account.userId });
   const env = { KIMI_TOKENS: account.refreshToken, REDIS_URL: redis.url };
-  const replicas = [await replica(simulator, env), await replica(simulator, env)];
+  // Started side by side and hammered at once: each replica's start-up catalogue fetch and the 40 requests all
+  // race for the same cold account.
+  const replicas = await Promise.all([replica(simulator, env), replica(simulator, env)]);
   assert.ok(replicas.every((instance) => instance.gateway.store.kind.startsWith('redis')), 'both replicas run on Redis');
 
   assertAllAnswered(await hammer(replicas, 40, 'cold'), 'cold');
