@@ -57,3 +57,8 @@ test('no user message, or an empty last one, is a 400 naming messages', () => {
   assert.throws(() => buildPrompt([{ role: 'user', content: '   ' }], { isContinuation: false }), /empty/);
   assert.throws(() => buildPrompt([{ role: 'user', content: [{ type: 'image_url', image_url: { url: '' } }] }], { isContinuation: false }), /without a URL/);
 });
+
+test('bare base64 in file.file_data becomes a data URL (OpenAI file parts)', () => {
+  const built = buildPrompt([{ role: 'user', content: [{ type: 'text', text: 'read' }, { type: 'file', file: { file_data: 'JVBERi0x', filename: 'a.pdf' } }] }], { isContinuation: false });
+  assert.deepEqual(built.attachments.map((item) => [item.url, item.fileName]), [['data:application/octet-stream;base64,JVBERi0x', 'a.pdf']]);
+});

@@ -99,12 +99,17 @@ function attachmentOf(part: ContentPart, messageIndex: number): AttachmentRefere
     const filePart = part as { file_url?: { url?: unknown } | string; file?: { file_data?: unknown; filename?: unknown; url?: unknown } };
     const fromFileUrl = typeof filePart.file_url === 'string' ? filePart.file_url : filePart.file_url?.url;
     const fromFile = filePart.file?.url ?? filePart.file?.file_data;
-    const url = typeof fromFileUrl === 'string' ? fromFileUrl : typeof fromFile === 'string' ? fromFile : undefined;
+    const url = typeof fromFileUrl === 'string' ? fromFileUrl : typeof fromFile === 'string' ? asDataUrl(fromFile) : undefined;
     if (!url) throw missingUrl(messageIndex, 'file');
     const fileName = typeof filePart.file?.filename === 'string' ? filePart.file.filename : undefined;
     return { url, kind: 'document', fileName, messageIndex };
   }
   return undefined;
+}
+
+/** OpenAI's `file.file_data` is often bare base64; the type is decided later from the bytes. */
+function asDataUrl(value: string): string {
+  return /^(data:|https?:)/i.test(value) ? value : `data:application/octet-stream;base64,${value}`;
 }
 
 function missingUrl(messageIndex: number, type: string): InvalidRequestError {

@@ -4,7 +4,7 @@
  * and the `refs_file` entry a completion needs to reference the file (§2.4).
  */
 import { z } from 'zod';
-import { AttachmentError, UpstreamError } from '../../errors.ts';
+import { AttachmentError, AuthenticationError, GatewayError, RateLimitError, UpstreamError, UpstreamTimeoutError } from '../../errors.ts';
 import { errorForHttpStatus, parseJsonSafely, readBodyText } from '../upstream-http.ts';
 import type { Session, UploadSource, UploadedFile } from '../dialect.ts';
 import { legacyHeaders } from './legacy-auth.ts';
@@ -37,6 +37,24 @@ export async function uploadLegacyFile(
   signal: AbortSignal,
 ): Promise<UploadedFile> {
   const headers = legacyHeaders(context, session);
+  const detail = await registerUpload(context, headers, source, signal).catch((error: unknown) => {
+    throw namingUploadStep(error, source.fileName);
+  });
+  if (source.kind === 'document' && detail.data.status !== 'parsed') {
+    await waitUntilParsed(context, options, headers, detail.data.id, source.fileName, signal);
+  }
+  return {
+    id: detail.data.id,
+    name: detail.data.name ?? source.fileName,
+    mediaType: source.mediaType,
+    sizeBytes: detail.data.size ?? source.sizeBytes,
+    kind: source.kind,
+    detail: { ...detail.data, status: source.kind === 'document' ? 'parsed' : detail.data.status },
+  };
+}
+
+/** Pre-sign, PUT and register (§2.3); the parse wait is separate because its failures name themselves. */
+async function registerUpload(context: LegacyContext, headers: Record<string, string>, source: UploadSource, signal: AbortSignal) {
   const action = source.kind === 'image' ? 'image' : 'file';
   const preSign = preSignSchema.safeParse(
     await callLegacyJson(context, { method: 'POST', path: '/api/pre-sign-url', headers, body: { action, name: source.fileName }, signal }),
@@ -50,17 +68,13 @@ export async function uploadLegacyFile(
       : { type: 'file', name: source.fileName, object_name: preSign.data.object_name ?? '', file_id: '' };
   const detail = fileDetailSchema.safeParse(await callLegacyJson(context, { method: 'POST', path: '/api/file', headers, body: registration, signal }));
   if (!detail.success) throw new UpstreamError('Kimi did not register the uploaded file (no file id).', { isRetryable: true });
-  if (source.kind === 'document' && detail.data.status !== 'parsed') {
-    await waitUntilParsed(context, options, headers, detail.data.id, source.fileName, signal);
-  }
-  return {
-    id: detail.data.id,
-    name: detail.data.name ?? source.fileName,
-    mediaType: source.mediaType,
-    sizeBytes: detail.data.size ?? source.sizeBytes,
-    kind: source.kind,
-    detail: { ...detail.data, status: source.kind === 'document' ? 'parsed' : detail.data.status },
-  };
+  return detail;
+}
+
+/** Says which step failed, as the current dialect does; account-level errors keep their meaning. */
+function namingUploadStep(error: unknown, fileName: string): unknown {
+  if (!(error instanceof GatewayError) || error instanceof AuthenticationError || error instanceof RateLimitError || error instanceof UpstreamTimeoutError || error instanceof AttachmentError) return error;
+  return new UpstreamError(`The upload of "${fileName}" to Kimi failed: ${error.message}`, { isRetryable: error.isRetryable, upstreamReason: error.upstreamReason, cause: error });
 }
 
 /** The `refs_file` element of a completion body for an uploaded file (§2.4). */
