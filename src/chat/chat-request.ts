@@ -37,6 +37,23 @@ export interface ChatRequest {
   bearerTokens?: string[];
   /** Extra instructions a protocol translator adds (tool grammar, JSON mode); appended to the prompt. */
   instructions?: string;
+  /**
+   * This request's spooled attachment strings: large base64 data the HTTP layer wrote to temporary files while
+   * reading the body, standing in the messages as `kfa-spool:<id>` placeholders. Only ids issued for this
+   * request resolve, so a client cannot name another request's file.
+   */
+  spool?: { resolve(placeholder: string): SpooledDataUrl | undefined };
+}
+
+/** One spooled string: its base64 text in a private temporary file (deleted when the response closes). */
+export interface SpooledDataUrl {
+  path: string;
+  /** Bytes of base64 text in the file (the data URL header is not stored). */
+  sizeBytes: number;
+  /** The media type the data URL declared; undefined for bare base64 or a header without one. */
+  mediaType: string | undefined;
+  /** True when the string was a whole `data:` URL; false for bare base64 (Anthropic `data`, Responses `file_data`). */
+  isDataUrl: boolean;
 }
 
 export interface AttachmentReference {

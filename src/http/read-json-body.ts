@@ -1,18 +1,38 @@
 /**
  * @module http/read-json-body
  * Reads a JSON request body with a byte limit enforced while reading, a content-type check and a
- * strict UTF-8 decode, so bad input becomes a 400/413/415 envelope and never a crash.
+ * strict UTF-8 decode, so bad input becomes a 400/413/415 envelope and never a crash. The spooling
+ * variant writes large base64 attachment strings to private temporary files while reading, so a big
+ * attachment sent inline is never held in memory as a string (issue 4).
  */
-import type { IncomingMessage } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SpooledDataUrl } from '../chat/chat-request.ts';
 import { GatewayError, InvalidRequestError } from '../errors.ts';
+import { createLargeStringScanner, type ScanEvent } from './spool-large-strings.ts';
+
+/** Attachment strings longer than this (in characters) are spooled to disk by the chat routes. */
+export const spoolThresholdBytes = 256 * 1024;
+
+export interface SpoolRegistry {
+  /** The file behind a placeholder this request issued; undefined for anything else. */
+  resolve(placeholder: string): SpooledDataUrl | undefined;
+  /** Deletes every file; safe to call more than once. */
+  release(): Promise<void>;
+}
+
+export interface SpoolOptions {
+  /** Characters an attachment string must reach before it is spooled. */
+  thresholdBytes: number;
+  /** Where the files go; default os.tmpdir(). */
+  tempDirectory?: string;
+}
 
 export async function readJsonBody(request: IncomingMessage, limitBytes: number): Promise<unknown> {
-  const contentType = String(request.headers['content-type'] ?? '').toLowerCase();
-  if (!contentType.includes('application/json') && !contentType.includes('+json')) {
-    throw new GatewayError({ status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', message: `Send the body as JSON with "Content-Type: application/json" (got "${contentType.slice(0, 60) || 'none'}").` });
-  }
-  const declared = Number(request.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge(limitBytes);
+  checkHeaders(request, limitBytes);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of request) {
@@ -23,9 +43,139 @@ export async function readJsonBody(request: IncomingMessage, limitBytes: number)
     }
     chunks.push(chunk as Buffer);
   }
+  return parseJsonText(Buffer.concat(chunks));
+}
+
+/**
+ * readJsonBody, except that attachment strings past `thresholdBytes` are written to temporary files and
+ * replaced by `kfa-spool:<id>` placeholders that `spool.resolve` maps back. The caller owns the registry and
+ * must release it (releaseWhenClosed); on any error here it is released before the error is thrown.
+ */
+export async function readJsonBodyWithSpool(
+  request: IncomingMessage,
+  limitBytes: number,
+  options: SpoolOptions,
+): Promise<{ value: unknown; spool: SpoolRegistry }> {
+  checkHeaders(request, limitBytes);
+  const spool = createSpoolRegistry(options.tempDirectory ?? tmpdir());
+  const scanner = createLargeStringScanner({ thresholdBytes: options.thresholdBytes });
+  const text: Uint8Array[] = [];
+  let writer: SpoolWriter | undefined;
+  // Awaiting every file write before the next chunk is read is the backpressure: the socket waits for the disk.
+  const apply = async (events: ScanEvent[]) => {
+    for (const event of events) {
+      if (event.type === 'text') text.push(event.bytes);
+      else if (event.type === 'spool-start') {
+        writer = await spool.create(event.mediaType, event.isDataUrl);
+        text.push(Buffer.from(writer.placeholder, 'latin1'));
+      } else if (event.type === 'spool-data') await writer?.write(event.bytes);
+      else {
+        await writer?.finish();
+        writer = undefined;
+      }
+    }
+  };
+  try {
+    let total = 0;
+    for await (const chunk of request) {
+      total += (chunk as Buffer).length;
+      if (total > limitBytes) {
+        request.resume();
+        throw tooLarge(limitBytes);
+      }
+      try {
+        await apply(scanner.push(chunk as Buffer));
+      } catch (error) {
+        request.resume();
+        throw error;
+      }
+    }
+    await apply(scanner.end());
+    return { value: parseJsonText(Buffer.concat(text)), spool };
+  } catch (error) {
+    await writer?.abandon();
+    await spool.release();
+    throw error;
+  }
+}
+
+/** Releases the registry once the response has closed (finished, failed or abandoned by the client). */
+export function releaseWhenClosed(response: ServerResponse, spool: SpoolRegistry): void {
+  if (response.closed) void spool.release();
+  else response.once('close', () => void spool.release());
+}
+
+interface SpoolWriter {
+  placeholder: string;
+  write(bytes: Uint8Array): Promise<void>;
+  /** Closes the file and makes the placeholder resolvable. */
+  finish(): Promise<void>;
+  /** Closes the file without registering it (release deletes it). */
+  abandon(): Promise<void>;
+}
+
+function createSpoolRegistry(directory: string): SpoolRegistry & { create(mediaType: string | undefined, isDataUrl: boolean): Promise<SpoolWriter> } {
+  const entries = new Map<string, SpooledDataUrl>();
+  const paths: string[] = [];
+  let released: Promise<void> | undefined;
+  return {
+    async create(mediaType, isDataUrl) {
+      if (released) throw new Error('The spool has been released.');
+      const path = join(directory, `kfa-spool-${randomBytes(12).toString('hex')}`);
+      // 'wx' never reuses or follows an existing path; 0600 keeps other local users out.
+      const handle: FileHandle = await open(path, 'wx', 0o600);
+      paths.push(path);
+      // The placeholder is its own random token, unrelated to the path, and is only valid in this registry.
+      const placeholder = `kfa-spool:${randomBytes(18).toString('base64url')}`;
+      const entry: SpooledDataUrl = { path, sizeBytes: 0, mediaType, isDataUrl };
+      let isClosed = false;
+      const close = async () => {
+        if (isClosed) return;
+        isClosed = true;
+        await handle.close();
+      };
+      return {
+        placeholder,
+        async write(bytes) {
+          for (let offset = 0; offset < bytes.byteLength; ) {
+            const { bytesWritten } = await handle.write(bytes, offset, bytes.byteLength - offset);
+            offset += bytesWritten;
+          }
+          entry.sizeBytes += bytes.byteLength;
+        },
+        async finish() {
+          await close();
+          entries.set(placeholder, entry);
+        },
+        abandon: () => close().catch(() => undefined),
+      };
+    },
+    resolve(placeholder) {
+      return released ? undefined : entries.get(placeholder);
+    },
+    release() {
+      released ??= (async () => {
+        entries.clear();
+        await Promise.all(paths.map((path) => rm(path, { force: true }).catch(() => undefined)));
+      })();
+      return released;
+    },
+  };
+}
+
+function checkHeaders(request: IncomingMessage, limitBytes: number): void {
+  const contentType = String(request.headers['content-type'] ?? '').toLowerCase();
+  if (!contentType.includes('application/json') && !contentType.includes('+json')) {
+    throw new GatewayError({ status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', message: `Send the body as JSON with "Content-Type: application/json" (got "${contentType.slice(0, 60) || 'none'}").` });
+  }
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge(limitBytes);
+}
+
+function parseJsonText(bytes: Uint8Array): unknown {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new InvalidRequestError('The request body is not valid UTF-8.', { code: 'invalid_json' });
   }
