@@ -48,21 +48,31 @@ process.stdout.write(`kimi-free-api benchmark${settings.quick ? ' (--quick)' : '
 const limit = openFileLimit();
 if (wants('B5') && limit < 8_192) process.stdout.write(`warning: open-file limit is ${limit}; B5 needs about 8,192 (run \`ulimit -n 65536\` first)\n`);
 
-if (['B1', 'B2', 'B3', 'B4'].some(wants)) {
+/**
+ * A fresh set of processes per benchmark group: the gateway's state grows with every request it answers
+ * (conversation records), so sharing one gateway would make later figures depend on the earlier load.
+ */
+async function withReferenceStack(run: (all: Target[], stack: Awaited<ReturnType<typeof startBenchStack>>) => Promise<void>): Promise<void> {
   const stack = await startBenchStack({ members: ['pass-through', 're-encoding', 'gateway'], accounts: 4 });
   try {
-    const { direct } = stack.targets;
-    const all: Target[] = [direct, stack.targets['pass-through']!, stack.targets['re-encoding']!, stack.targets.gateway!];
-    if (wants('B1')) print(await runThroughput(all, settings));
-    if (wants('B2')) print(await runLatency(all, settings));
-    if (wants('B3')) print(await runFirstByte(all, settings));
-    if (wants('B4')) {
-      const measured = (['pass-through', 're-encoding', 'gateway'] as const).map((name) => ({ target: stack.targets[name]!, server: stack.servers[name]! }));
-      print(await runCpuPerEvent(direct, measured, settings));
-    }
+    await run([stack.targets.direct, stack.targets['pass-through']!, stack.targets['re-encoding']!, stack.targets.gateway!], stack);
   } finally {
     await stack.close();
   }
+}
+
+if (wants('B1')) await withReferenceStack(async (all) => print(await runThroughput(all, settings)));
+if (wants('B2') || wants('B3')) {
+  await withReferenceStack(async (all) => {
+    if (wants('B2')) print(await runLatency(all, settings));
+    if (wants('B3')) print(await runFirstByte(all, settings));
+  });
+}
+if (wants('B4')) {
+  await withReferenceStack(async (_all, stack) => {
+    const measured = (['pass-through', 're-encoding', 'gateway'] as const).map((name) => ({ target: stack.targets[name]!, server: stack.servers[name]! }));
+    print(await runCpuPerEvent(stack.targets.direct, measured, settings));
+  });
 }
 if (wants('B3')) print(await runNoBuffering(settings));
 if (wants('B5')) print(await runManyStreams(settings));

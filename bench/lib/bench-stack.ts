@@ -28,7 +28,7 @@ export interface BenchStack {
   close(): Promise<void>;
 }
 
-/** Gateway settings for the benchmark: the pool sized for the load, chats kept (deletion is off the request path anyway). */
+/** Gateway settings for the benchmark: defaults except the pool sized for the load (chat deletion stays at its 600 s default, after the run). */
 export function gatewayEnvFor(simulatorUrl: string, accounts: SimulatedAccount[], stateFile: string): Record<string, string> {
   return {
     PORT: '0',
@@ -39,7 +39,6 @@ export function gatewayEnvFor(simulatorUrl: string, accounts: SimulatedAccount[]
     KIMI_DIALECT: 'current',
     KIMI_TOKENS: accounts.map((account) => account.refreshToken).join(','),
     STATE_FILE: stateFile,
-    CHAT_RETENTION_SECONDS: '-1',
     ACCOUNT_MAX_CONCURRENCY: '64',
     QUEUE_MAX: '10000',
     QUEUE_TIMEOUT_MS: '60000',
