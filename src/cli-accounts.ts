@@ -5,7 +5,8 @@
  * within 5 s). Never prints a token.
  */
 import { createAccountPool, type AccountCheck, type AccountPool } from './accounts/account-pool.ts';
-import { extractCredential } from './accounts/extract-credential.ts';
+import { importAccount } from './accounts/import-account.ts';
+import { GatewayError } from './errors.ts';
 import type { Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { openStateStore } from './store/open-state-store.ts';
@@ -83,18 +84,16 @@ export async function runAddAccountCommand(config: Config, argumentText: string)
     process.stderr.write('Give the token, cookie, localStorage JSON or cURL command as an argument or on stdin.\n');
     return 2;
   }
-  const extracted = extractCredential(text);
   const { pool, close } = await openPool(config);
   try {
-    const [check] = await pool.checkAccounts(await pool.accountsFromBearer([extracted.token]), AbortSignal.timeout(60_000));
-    if (!check || check.state !== 'live') {
-      process.stderr.write(`Kimi did not accept this token (${check?.error ?? 'check failed'}); nothing was stored.\n`);
-      return 1;
-    }
-    const account = await pool.addAccount(extracted.token, { source: 'added' });
-    for (const warning of extracted.warnings) process.stderr.write(`warning: ${warning}\n`);
-    process.stdout.write(`Added account ${account.id} (${account.dialect} dialect, from ${extracted.source}); a running gateway uses it within 5 s.\n`);
+    const imported = await importAccount(pool, text, AbortSignal.timeout(60_000));
+    for (const warning of imported.warnings) process.stderr.write(`warning: ${warning}\n`);
+    process.stdout.write(`Added account ${imported.account.id} (${imported.account.dialect} dialect, from ${imported.source}); a running gateway uses it within 5 s.\n`);
     return 0;
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return 1;
   } finally {
     await close();
   }

@@ -8,14 +8,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Account } from './accounts/account.ts';
 import { createAccountPool, type AccountPool, type AccountSnapshot } from './accounts/account-pool.ts';
-import { extractCredential } from './accounts/extract-credential.ts';
+import { importAccount } from './accounts/import-account.ts';
 import type { AccountDirectory, AccountView } from './chat/chat-ports.ts';
-import { AuthenticationError, InvalidRequestError } from './errors.ts';
+import { AuthenticationError } from './errors.ts';
 import { createChatService, type ChatService } from './chat/chat-service.ts';
 import { createModelCatalog, parseModelMap } from './chat/model-catalog.ts';
 import { preloadTokenizer } from './chat/estimate-tokens.ts';
 import type { Config } from './config.ts';
 import { openAttachment } from './files/fetch-attachment.ts';
+import { findSpooledPayload, openSpooledDataUrl } from './files/open-spooled-data-url.ts';
 import { createGuardedAgent } from './files/ssrf-agent.ts';
 import { createApp, type App, type Route } from './http/app.ts';
 import { createCredentialResolver } from './http/credentials.ts';
@@ -133,15 +134,18 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     dialects,
     accounts: createChatAccounts(pool),
     attachments: {
-      open: async (reference, signal) => {
-        const opened = await openAttachment(reference.url, {
-          agent: attachmentAgent,
+      open: async (reference, signal, spool) => {
+        const common = {
           kind: reference.kind,
           maxBytes: config.ATTACHMENT_MAX_BYTES,
-          signal,
           fileNameHint: reference.fileName,
           ordinal: (attachmentOrdinal = (attachmentOrdinal % 1_000_000) + 1),
-        });
+        };
+        // A large base64 attachment was spooled to disk while the body was read; it stands here as a placeholder.
+        const spooled = findSpooledPayload(reference.url, spool);
+        const opened = spooled
+          ? await openSpooledDataUrl(spooled, common)
+          : await openAttachment(reference.url, { ...common, agent: attachmentAgent, signal });
         metrics.attachmentBytes.inc({ kind: reference.kind }, opened.sizeBytes);
         return opened;
       },
@@ -164,7 +168,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const doctorTokens = storeTokenAccess(store, { dialectMode: config.KIMI_DIALECT });
   const qr = qrLoginRoutes({
     startQrLogin: (signal) => startQrLogin({ authUrl: config.KIMI_AUTH_URL, http, clientVersion: config.KIMI_CLIENT_VERSION }, signal),
-    addAccountFromToken: (token, signal) => importAccount(pool, token, signal),
+    addAccountFromToken: (token, signal) => importAccountView(pool, token, signal),
     requireGatewayKey: credentials.requireGatewayKey,
   });
   const extraRoutes: Route[] = [
@@ -212,7 +216,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         dialectMode: config.KIMI_DIALECT,
         startedAt,
         listAccounts: async () => (await pool.snapshot()).map(toAccountView),
-        addAccount: async (text, signal) => importAccount(pool, text, signal),
+        addAccount: async (text, signal) => importAccountView(pool, text, signal),
         errorCounts: () => Object.fromEntries(errorCounts),
         unknownUpstream: () => metrics.unknownUpstreamCounts(),
         renderMetrics: () => metrics.render(),
@@ -355,15 +359,10 @@ function createChatAccounts(pool: AccountPool): AccountDirectory {
   };
 }
 
-async function importAccount(pool: AccountPool, text: string, signal: AbortSignal): Promise<AccountView & { warnings: string[] }> {
-  const extracted = extractCredential(text);
-  const [probe] = await pool.checkAccounts(await pool.accountsFromBearer([extracted.token]), signal);
-  if (!probe || probe.state !== 'live') {
-    throw new InvalidRequestError(`Kimi did not accept this ${extracted.kind === 'unknown' ? 'token' : `${extracted.kind} token`}: ${probe?.error ?? 'check failed'}.`, { code: 'invalid_token' });
-  }
-  const account = await pool.addAccount(extracted.token, { source: 'added' });
-  const [snapshot] = await pool.snapshot([account]);
-  return { ...toAccountView(snapshot), warnings: extracted.warnings };
+async function importAccountView(pool: AccountPool, text: string, signal: AbortSignal): Promise<AccountView & { warnings: string[] }> {
+  const imported = await importAccount(pool, text, signal);
+  const [snapshot] = await pool.snapshot([imported.account]);
+  return { ...toAccountView(snapshot), warnings: imported.warnings };
 }
 
 function toAccountView(snapshot: AccountSnapshot): AccountView {

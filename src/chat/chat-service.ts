@@ -4,7 +4,7 @@
  * the dialect stream and hand its events on. Fails over to another account only before the first
  * content event; cleans up temporary chats (protocol spec §10.3) however the answer ends.
  */
-import { AuthenticationError, GatewayError, NotFoundError, isAbortError } from '../errors.ts';
+import { AuthenticationError, GatewayError, NotFoundError, RateLimitError, isAbortError, type RateLimitCode } from '../errors.ts';
 import type { ChatEvent, DialectName, KimiDialect, ModelChoice, Session, UploadedFile } from '../upstream/dialect.ts';
 import { buildPrompt, type BuiltPrompt } from './build-prompt.ts';
 import type { AccountDirectory, AccountLease, AccountRef, AttachmentOpener, ConversationRecord, OpenedAttachment } from './chat-ports.ts';
@@ -86,6 +86,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const exclude = new Set<string>();
     const startedAt = clock();
     let lastError: unknown;
+    let soonestRetryAfterMs = Number.POSITIVE_INFINITY;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
       if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
       let lease: AccountLease;
@@ -93,7 +94,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         lease = await options.accounts.lease({ candidates, accountId: continued?.record.accountId, conversationId: continued?.id, exclude, signal });
       } catch (error) {
         // Every account has been tried: the last upstream failure says more than "no account left".
-        if (lastError !== undefined && (error as GatewayError).code === 'no_account_left') throw lastError;
+        if (lastError !== undefined && (error as GatewayError).code === 'no_account_left') throw withSoonestRetry(lastError, soonestRetryAfterMs);
         throw error;
       }
       meta.accountId = lease.account.id;
@@ -103,7 +104,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       const outcome: AttemptOutcome = {};
       let isSuccess = false;
       try {
-        for await (const event of attemptOnce(lease, prompt, model, continued, signal, outcome)) {
+        for await (const event of attemptOnce(lease, prompt, model, continued, signal, outcome, request.spool)) {
           if (hasDelivered) {
             yield event;
             continue;
@@ -120,6 +121,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         return;
       } catch (error) {
         lastError = error;
+        if (error instanceof RateLimitError && error.retryAfterMs !== undefined) soonestRetryAfterMs = Math.min(soonestRetryAfterMs, error.retryAfterMs);
         if (!isAbortError(error)) options.onAttemptError?.(error, lease.account.dialect);
         if (hasDelivered || isAbortError(error) || signal.aborted || continued || !canFailOver(error)) throw error;
         await lease.reportFailure(error);
@@ -130,7 +132,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         lease.release();
       }
     }
-    throw lastError;
+    throw withSoonestRetry(lastError, soonestRetryAfterMs);
   }
 
   async function* attemptOnce(
@@ -140,8 +142,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     continued: { id: string; record: ConversationRecord } | undefined,
     signal: AbortSignal,
     outcome: AttemptOutcome,
+    spool: ChatRequest['spool'],
   ): AsyncGenerator<ChatEvent> {
-    const opened = await openAttachments(prompt, signal);
+    const opened = await openAttachments(prompt, signal, spool);
     let session = await lease.session(signal);
     const dialect = dialectFor(session.dialect);
     let files: UploadedFile[];
@@ -192,11 +195,11 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     }
   }
 
-  async function openAttachments(prompt: BuiltPrompt, signal: AbortSignal): Promise<OpenedAttachment[]> {
+  async function openAttachments(prompt: BuiltPrompt, signal: AbortSignal, spool: ChatRequest['spool']): Promise<OpenedAttachment[]> {
     const opened: OpenedAttachment[] = [];
     try {
       // Open (and so validate) every attachment before any upload: a refused URL makes no upstream call.
-      for (const reference of prompt.attachments) opened.push(await options.attachments.open(reference, signal));
+      for (const reference of prompt.attachments) opened.push(await options.attachments.open(reference, signal, spool));
       return opened;
     } catch (error) {
       for (const attachment of opened) attachment.release();
@@ -278,6 +281,15 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   }
 
   return { streamChat, deleteConversation, idle };
+}
+
+/**
+ * When every account refused with a wait, the client should come back when the first of them is usable
+ * again (contract.md), not when the last one tried is.
+ */
+function withSoonestRetry(error: unknown, soonestRetryAfterMs: number): unknown {
+  if (!(error instanceof RateLimitError) || !(soonestRetryAfterMs < (error.retryAfterMs ?? Number.POSITIVE_INFINITY))) return error;
+  return new RateLimitError(error.code as RateLimitCode, error.message, { retryAfterMs: soonestRetryAfterMs, upstreamReason: error.upstreamReason, cause: error });
 }
 
 function isContentEvent(event: ChatEvent): boolean {

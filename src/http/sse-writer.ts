@@ -23,6 +23,8 @@ export interface SseOptions<Event> {
   signal: AbortSignal;
   headers?: Record<string, string>;
   keepAliveMs?: number;
+  /** Called when the status line and headers go out (time to first byte, request log fields). */
+  onHeadersSent?: () => void;
 }
 
 export type SseOutcome = { kind: 'completed' } | { kind: 'failed'; error: unknown } | { kind: 'client-closed' };
@@ -47,6 +49,7 @@ export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOu
   const first = await iterator.next();
   response.writeHead(200, sseHeaders(options.headers));
   response.flushHeaders();
+  options.onHeadersSent?.();
   const writer = createCoalescingWriter(response, options.keepAliveMs ?? 15_000);
   try {
     let step = first;

@@ -17,8 +17,8 @@ import { renderAnthropicError, toAnthropic } from '../anthropic/anthropic-errors
 import type { CredentialResolver } from '../credentials.ts';
 import { sendJson, type HttpContext } from '../http-context.ts';
 import { parseWith } from '../openai-schema.ts';
-import { readJsonBody } from '../read-json-body.ts';
-import { writeSse } from '../sse-writer.ts';
+import { readChatBody } from '../read-json-body.ts';
+import { streamResponse } from '../stream-response.ts';
 
 export interface AnthropicRouteDeps {
   chat: ChatService;
@@ -32,14 +32,16 @@ export interface AnthropicRouteDeps {
 export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
   return withAnthropicErrors(deps, async (context) => {
     const credentials = deps.credentials.resolve(context.request.headers);
-    const body = parseWith(anthropicRequestSchema, await readJsonBody(context.request, deps.bodyLimitBytes));
+    // Large base64 attachments are spooled to temporary files while the body is read (issue 4: memory).
+    const { value, spool } = await readChatBody(context, deps.bodyLimitBytes);
+    const body = parseWith(anthropicRequestSchema, value);
     context.record.model = body.model;
     const translated = translateAnthropicRequest(body);
     const plan = planTools(translated.tools);
     checkToolResults(translated.messages, (index) => translated.messageParams[index]);
     const stream = streamChatWithTools(
       deps.chat,
-      { model: translated.model, messages: translated.messages, useSearch: translated.useSearch || undefined, bearerTokens: credentials.bearerTokens },
+      { model: translated.model, messages: translated.messages, useSearch: translated.useSearch || undefined, bearerTokens: credentials.bearerTokens, spool },
       plan,
       context.signal,
       { createCallId: () => `toolu_${randomBytes(12).toString('hex')}`, onRepair: deps.onRepair },
@@ -49,18 +51,14 @@ export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
     if (stream.modelIsFallback) headers['x-kimi-model-fallback'] = `unknown model "${body.model.slice(0, 80)}"; answered with the default model`;
     try {
       if (body.stream) {
-        const outcome = await writeSse({
-          response: context.response,
+        await streamResponse(context, {
           events: stream.events,
           encode: (event) => encodeEvents(mapper.map(event)),
           encodeError: (rendered) => encodeEvents([{ ...toAnthropic(rendered).body }]),
           trailer: '',
-          signal: context.signal,
           headers,
+          accountId: () => stream.meta.accountId,
         });
-        context.record.firstByteAt ??= Date.now();
-        context.record.outcome = outcome.kind;
-        if (outcome.kind === 'failed') context.record.errorCode = (outcome.error as { code?: string }).code ?? 'internal_error';
         return;
       }
       for await (const event of stream.events) mapper.map(event);
@@ -76,7 +74,8 @@ export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
 export function anthropicCountTokensRoute(deps: AnthropicRouteDeps) {
   return withAnthropicErrors(deps, async (context) => {
     deps.credentials.resolve(context.request.headers);
-    const body = parseWith(anthropicRequestSchema, await readJsonBody(context.request, deps.bodyLimitBytes));
+    // Spooled too, so a large image costs no memory here either; the files go when the response closes.
+    const body = parseWith(anthropicRequestSchema, (await readChatBody(context, deps.bodyLimitBytes)).value);
     const translated = translateAnthropicRequest(body);
     const plan = planTools(translated.tools);
     const prompt = buildPrompt(translated.messages, { isContinuation: false, instructions: plan.instructions });

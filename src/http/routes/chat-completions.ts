@@ -9,8 +9,8 @@ import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts'
 import type { CredentialResolver } from '../credentials.ts';
 import { sendJson, type HttpContext } from '../http-context.ts';
 import { chatCompletionRequestSchema, parseWith, toChatMessages } from '../openai-schema.ts';
-import { readJsonBody } from '../read-json-body.ts';
-import { writeSse } from '../sse-writer.ts';
+import { readChatBody } from '../read-json-body.ts';
+import { streamResponse } from '../stream-response.ts';
 import { createChunkMapper, toChatCompletion } from '../to-openai.ts';
 import { chatToolFields, planChatTools } from './chat-completions-tools.ts';
 
@@ -25,7 +25,9 @@ export interface ChatCompletionsDeps {
 export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
   return async (context: HttpContext): Promise<void> => {
     const credentials = deps.credentials.resolve(context.request.headers);
-    const body = parseWith(requestSchema, await readJsonBody(context.request, deps.bodyLimitBytes));
+    // Large base64 attachments are spooled to temporary files while the body is read (issue 4: memory).
+    const { value, spool } = await readChatBody(context, deps.bodyLimitBytes);
+    const body = parseWith(requestSchema, value);
     const model = body.model?.trim() || 'kimi';
     context.record.model = model;
     const messages = toChatMessages(body.messages);
@@ -38,6 +40,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
         conversationId: body.conversation_id ?? undefined,
         useSearch: body.use_search ?? undefined,
         bearerTokens: credentials.bearerTokens,
+        spool,
       },
       toolPlan,
       context.signal,
@@ -47,8 +50,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
     try {
       if (body.stream) {
         const mapper = createChunkMapper({ model, includeUsage: body.stream_options?.include_usage === true });
-        const outcome = await writeSse({
-          response: context.response,
+        await streamResponse(context, {
           events: stream.events,
           encode: (event) => {
             const chunks = mapper.map(event);
@@ -56,12 +58,9 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
           },
           encodeError: (rendered) => `data: ${JSON.stringify(rendered.body)}\n\n`,
           trailer: 'data: [DONE]\n\n',
-          signal: context.signal,
           headers,
+          accountId: () => stream.meta.accountId,
         });
-        context.record.firstByteAt ??= Date.now();
-        context.record.outcome = outcome.kind;
-        if (outcome.kind === 'failed') context.record.errorCode = (outcome.error as { code?: string }).code ?? 'internal_error';
         return;
       }
       const result = await foldChatOutputEvents(stream.events);

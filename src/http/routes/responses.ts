@@ -14,10 +14,10 @@ import { checkToolResults, planTools } from '../../chat/tools/tool-plan.ts';
 import type { CredentialResolver } from '../credentials.ts';
 import { sendJson, type HttpContext } from '../http-context.ts';
 import { parseWith } from '../openai-schema.ts';
-import { readJsonBody } from '../read-json-body.ts';
+import { readChatBody } from '../read-json-body.ts';
 import { createResponsesMapper, type StreamEvent } from '../responses/responses-mapper.ts';
 import { responsesRequestSchema, translateResponsesRequest, type ResponsesRequest } from '../responses/responses-request.ts';
-import { writeSse } from '../sse-writer.ts';
+import { streamResponse } from '../stream-response.ts';
 
 export interface ResponsesRouteDeps {
   chat: ChatService;
@@ -30,7 +30,9 @@ export interface ResponsesRouteDeps {
 export function responsesRoute(deps: ResponsesRouteDeps) {
   return async (context: HttpContext): Promise<void> => {
     const credentials = deps.credentials.resolve(context.request.headers);
-    const body = parseWith(responsesRequestSchema, await readJsonBody(context.request, deps.bodyLimitBytes));
+    // Large base64 attachments are spooled to temporary files while the body is read (issue 4: memory).
+    const { value, spool } = await readChatBody(context, deps.bodyLimitBytes);
+    const body = parseWith(responsesRequestSchema, value);
     const model = body.model?.trim() || 'kimi';
     context.record.model = model;
     const translated = translateResponsesRequest(body);
@@ -38,7 +40,7 @@ export function responsesRoute(deps: ResponsesRouteDeps) {
     if (!translated.conversationId) checkToolResults(translated.messages, (index) => `${translated.messageParams[index]}.call_id`);
     const stream = streamChatWithTools(
       deps.chat,
-      { model, messages: translated.messages, conversationId: translated.conversationId, useSearch: translated.useSearch || undefined, bearerTokens: credentials.bearerTokens },
+      { model, messages: translated.messages, conversationId: translated.conversationId, useSearch: translated.useSearch || undefined, bearerTokens: credentials.bearerTokens, spool },
       plan,
       context.signal,
       { createCallId: () => `call_${randomBytes(12).toString('hex')}`, onRepair: deps.onRepair },
@@ -48,18 +50,14 @@ export function responsesRoute(deps: ResponsesRouteDeps) {
     if (stream.modelIsFallback) headers['x-kimi-model-fallback'] = `unknown model "${model.slice(0, 80)}"; answered with the default model`;
     try {
       if (body.stream) {
-        const outcome = await writeSse({
-          response: context.response,
+        await streamResponse(context, {
           events: stream.events,
           encode: (event) => encodeEvents(mapper.map(event)),
           encodeError: (rendered) => encodeEvents(mapper.fail(rendered)),
           trailer: '',
-          signal: context.signal,
           headers,
+          accountId: () => stream.meta.accountId,
         });
-        context.record.firstByteAt ??= Date.now();
-        context.record.outcome = outcome.kind;
-        if (outcome.kind === 'failed') context.record.errorCode = (outcome.error as { code?: string }).code ?? 'internal_error';
         return;
       }
       for await (const event of stream.events) mapper.map(event);

@@ -1,0 +1,27 @@
+/**
+ * @module http/stream-response
+ * Streams an event iterable as SSE for a route and fills in the request's log record (time to first
+ * byte, the account that answered, outcome), the same way for every client API.
+ */
+import type { HttpContext } from './http-context.ts';
+import { writeSse, type SseOptions } from './sse-writer.ts';
+
+export interface StreamResponseOptions<Event> extends Omit<SseOptions<Event>, 'response' | 'signal' | 'onHeadersSent'> {
+  /** The account answering, known once the first event arrived. */
+  accountId(): string | undefined;
+}
+
+export async function streamResponse<Event>(context: HttpContext, options: StreamResponseOptions<Event>): Promise<void> {
+  const outcome = await writeSse({
+    ...options,
+    response: context.response,
+    signal: context.signal,
+    onHeadersSent: () => {
+      // The request log line is written when the socket closes, possibly before the route returns.
+      context.record.firstByteAt = Date.now();
+      context.record.account = options.accountId();
+    },
+  });
+  context.record.outcome = outcome.kind;
+  if (outcome.kind === 'failed') context.record.errorCode = (outcome.error as { code?: string }).code ?? 'internal_error';
+}
