@@ -103,7 +103,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     }),
   };
 
-  const store = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE, log });
+  // With Redis, the state file still backs the local fallback, so a token rotated during an outage survives a crash.
+  const store = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE, fallbackFilePath: config.REDIS_URL ? config.STATE_FILE : undefined, log });
   const pool = createAccountPool({
     store,
     dialects,
@@ -115,6 +116,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     queueMax: config.QUEUE_MAX,
     queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
     log,
+    onRefresh: (result) => metrics.tokenRefreshes.inc({ result }),
   });
   await pool.addServerAccounts(config.serverTokens);
   metrics.setAccountStatesSource(async () => countStates(await pool.snapshot()));

@@ -41,6 +41,8 @@ export interface AccountPoolOptions {
   refreshSkewMs?: number;
   clock?: () => number;
   log?: StoreLog;
+  /** Called after each upstream refresh call (metrics). */
+  onRefresh?: (result: 'rotated' | 'refreshed' | 'failed') => void;
 }
 
 export interface LeaseRequest {

@@ -52,6 +52,7 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     log,
     skewMs: options.refreshSkewMs,
     onInvalid: (id, reason) => noteInvalid(id, reason),
+    onRefresh: options.onRefresh,
   });
   const conversations = createConversationRegistry({
     store,

@@ -33,6 +33,8 @@ export interface TokenRefresherOptions {
   lockWaitMs?: number;
   /** Called when an account is marked invalid (its token was refused). */
   onInvalid?: (accountId: string, reason: string) => void;
+  /** Called after each upstream refresh call (metrics: token_refreshes_total{result}). */
+  onRefresh?: (result: 'rotated' | 'refreshed' | 'failed') => void;
 }
 
 /** A cached session and the time (store clock) after which it must be refreshed. */
@@ -119,6 +121,17 @@ export function createTokenRefresher(options: TokenRefresherOptions): TokenRefre
   }
 
   async function refreshWithDialects(record: AccountRecord, signal: AbortSignal): Promise<{ grant: SessionGrant; dialect: DialectName }> {
+    try {
+      const result = await refreshWithFallback(record, signal);
+      options.onRefresh?.(result.grant.refreshToken ? 'rotated' : 'refreshed');
+      return result;
+    } catch (error) {
+      options.onRefresh?.('failed');
+      throw error;
+    }
+  }
+
+  async function refreshWithFallback(record: AccountRecord, signal: AbortSignal): Promise<{ grant: SessionGrant; dialect: DialectName }> {
     try {
       return { grant: await dialects[record.dialect].refreshSession(record.token, signal), dialect: record.dialect };
     } catch (error) {

@@ -29,6 +29,7 @@ describe('operations', () => {
     assert.match(text, /http_time_to_first_byte_seconds_bucket\{/);
     assert.match(text, /http_request_duration_seconds_count\{[^}]*\} [1-9]/);
     assert.match(text, /accounts\{state="live"\}/);
+    assert.match(text, /token_refreshes_total\{result="rotated"\} 1/, 'the first request refreshed (and rotated) the token once');
   });
 
   test('CORS: allowed origins get the headers and preflight, others get none', async () => {

@@ -82,6 +82,9 @@ export function parseConnectError(value: unknown, now: number = Date.now()): Con
 }
 
 /** The gateway error for a Connect error (the mapping table lives in this function). */
+/** Cooldown for a used-up quota when Kimi states no reset time. */
+export const defaultQuotaRetryAfterMs = 3_600_000;
+
 export function gatewayErrorFromConnect(info: ConnectErrorInfo, context: ConnectErrorContext): GatewayError {
   const detail = describe(info);
   const upstreamReason = info.reason ?? info.code;
@@ -101,7 +104,11 @@ export function gatewayErrorFromConnect(info: ConnectErrorInfo, context: Connect
     return new ForbiddenError(`Kimi says ${context.operation} needs a paid subscription on this account${detail}`, { upstreamReason });
   }
   if (info.needsUpgrade || /quota (is )?used up|quota exhausted|monthly quota/i.test(said)) {
-    return new RateLimitError('insufficient_quota', `This Kimi account has used up its quota${detail}`, common);
+    // Without a stated reset, assume the hour a quota window takes rather than the short overload backoff.
+    return new RateLimitError('insufficient_quota', `This Kimi account has used up its quota${detail}`, {
+      upstreamReason,
+      retryAfterMs: context.retryAfterMs ?? info.retryAfterMs ?? defaultQuotaRetryAfterMs,
+    });
   }
   if (/session in progress/i.test(said)) {
     return new RateLimitError('rate_limited', `This Kimi account is already generating another answer${detail}`, {

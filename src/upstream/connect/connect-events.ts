@@ -6,7 +6,7 @@
 import { RateLimitError, UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent } from '../dialect.ts';
 import { renderCitations, type CitationMode, type CitationScan } from './connect-citations.ts';
-import { errorFromBlockException, gatewayErrorFromConnect, parseConnectError } from './connect-errors.ts';
+import { defaultQuotaRetryAfterMs, errorFromBlockException, gatewayErrorFromConnect, parseConnectError } from './connect-errors.ts';
 import { frameSchema, knownBlockParts, knownTopLevel, type Block, type Frame, type SearchItemPayload } from './connect-frame-schema.ts';
 import { addSources, emptySourceTable, sourceNumberForRef, type SearchItem, type SourceTable } from './connect-sources.ts';
 
@@ -135,7 +135,7 @@ export function mapEndOfStream(
   }
   if (!state.hasContent.text && !state.hasContent.reasoning) {
     const error = state.quotaNotice
-      ? new RateLimitError('insufficient_quota', `This Kimi account has used up its quota: ${state.quotaNotice}.`, { retryAfterMs: options.defaultRetryAfterMs })
+      ? new RateLimitError('insufficient_quota', `This Kimi account has used up its quota: ${state.quotaNotice}.`, { retryAfterMs: defaultQuotaRetryAfterMs })
       : new UpstreamError('Kimi returned an empty answer (no text, no reasoning, no error).', { isRetryable: true });
     return { events, error };
   }
