@@ -5,7 +5,7 @@
  * implementations; tests can supply their own.
  */
 import type { DialectName, Session, UploadSource } from '../upstream/dialect.ts';
-import type { AttachmentReference } from './chat-request.ts';
+import type { AttachmentReference, ChatRequest } from './chat-request.ts';
 
 export interface AccountRef {
   readonly id: string;
@@ -57,7 +57,8 @@ export interface OpenedAttachment extends UploadSource {
 }
 
 export interface AttachmentOpener {
-  open(reference: AttachmentReference, signal: AbortSignal): Promise<OpenedAttachment>;
+  /** `spool` resolves the request's `kfa-spool:` placeholders (attachment strings spooled to disk). */
+  open(reference: AttachmentReference, signal: AbortSignal, spool?: ChatRequest['spool']): Promise<OpenedAttachment>;
 }
 
 /** An account as operators see it (status page, GET /v1/accounts, `check`): never a token. */

@@ -39,8 +39,9 @@ export interface ChatRequest {
   instructions?: string;
   /**
    * This request's spooled attachment strings: large base64 data the HTTP layer wrote to temporary files while
-   * reading the body, standing in the messages as `kfa-spool:<id>` placeholders. Only ids issued for this
-   * request resolve, so a client cannot name another request's file.
+   * reading the body, standing in the messages as `kfa-spool:<id>` placeholders (inside a data URL:
+   * `data:image/png;base64,kfa-spool:<id>`). Only ids issued for this request resolve, so a client cannot name
+   * another request's file.
    */
   spool?: { resolve(placeholder: string): SpooledDataUrl | undefined };
 }
@@ -52,8 +53,6 @@ export interface SpooledDataUrl {
   sizeBytes: number;
   /** The media type the data URL declared; undefined for bare base64 or a header without one. */
   mediaType: string | undefined;
-  /** True when the string was a whole `data:` URL; false for bare base64 (Anthropic `data`, Responses `file_data`). */
-  isDataUrl: boolean;
 }
 
 export interface AttachmentReference {

@@ -16,10 +16,10 @@ const folder = mkdtempSync(join(tmpdir(), 'kfa-open-spooled-'));
 after(() => rmSync(folder, { recursive: true, force: true }));
 
 let fileCount = 0;
-function spooled(text: string, mediaType: string | undefined = 'application/octet-stream', isDataUrl = true): SpooledPayload {
+function spooled(text: string, mediaType: string | undefined = 'application/octet-stream'): SpooledPayload {
   const path = join(folder, `payload-${(fileCount += 1)}`);
   writeFileSync(path, text, 'latin1');
-  return { path, sizeBytes: Buffer.byteLength(text, 'latin1'), mediaType, isDataUrl };
+  return { path, sizeBytes: Buffer.byteLength(text, 'latin1'), mediaType };
 }
 
 async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
@@ -92,18 +92,19 @@ test('issue 4: the cap is checked from the text length first (an oversized file 
   assert.equal(atCap.sizeBytes, 10_000);
 });
 
-test('issue 4: placeholders resolve only through this request\'s registry, as the kind of string that was sent', () => {
-  const whole = spooled('AAAA', 'image/png', true);
-  const bare = spooled('AAAA', undefined, false);
-  const registry = new Map([['kfa-spool:whole', whole], ['kfa-spool:bare', bare]]);
+test('issue 4: placeholders resolve only through this request\'s registry, inside a data URL that gives the type hint', () => {
+  const image = spooled('AAAA', 'image/png');
+  const bare = spooled('AAAA', undefined);
+  const registry = new Map([['kfa-spool:image', image], ['kfa-spool:bare', bare]]);
   const spool = { resolve: (placeholder: string) => registry.get(placeholder) };
   assert.equal(findSpooledPayload('https://example.com/a.png', spool), undefined);
   assert.equal(findSpooledPayload('data:image/png;base64,AAAA', spool), undefined);
-  assert.deepEqual(findSpooledPayload('kfa-spool:whole', spool), { payload: whole, declaredType: 'image/png' });
-  assert.deepEqual(findSpooledPayload('data:application/pdf;base64,kfa-spool:bare', spool), { payload: bare, declaredType: 'application/pdf' });
-  assert.throws(() => findSpooledPayload('kfa-spool:whole', undefined), isCode('attachment_invalid'), 'no registry: nothing resolves');
-  assert.throws(() => findSpooledPayload('kfa-spool:forged', spool), isCode('attachment_invalid'));
+  assert.deepEqual(findSpooledPayload('data:image/png;base64,kfa-spool:image', spool), { payload: image, declaredType: 'image/png' });
+  // What build-prompt.ts and the Responses translator make of bare base64 (and so of a bare placeholder).
+  assert.deepEqual(findSpooledPayload('data:application/octet-stream;base64,kfa-spool:bare', spool), { payload: bare, declaredType: 'application/octet-stream' });
+  assert.deepEqual(findSpooledPayload('data:;base64,kfa-spool:bare', spool), { payload: bare, declaredType: undefined });
+  assert.throws(() => findSpooledPayload('data:image/png;base64,kfa-spool:image', undefined), isCode('attachment_invalid'), 'no registry: nothing resolves');
+  assert.throws(() => findSpooledPayload('data:image/png;base64,kfa-spool:forged', spool), isCode('attachment_invalid'));
   assert.throws(() => findSpooledPayload('kfa-spool:bare', spool), isCode('attachment_invalid'), 'bare base64 is not a URL');
-  assert.throws(() => findSpooledPayload('data:image/png;base64,kfa-spool:whole', spool), isCode('attachment_invalid'), 'a data URL inside a data URL');
   assert.throws(() => findSpooledPayload('data:image png;base64,kfa-spool:bare', spool), isCode('attachment_invalid'), 'malformed type');
 });

@@ -18,8 +18,6 @@ export interface SpooledPayload {
   /** Characters of base64 text in the file. */
   sizeBytes: number;
   mediaType: string | undefined;
-  /** True when the placeholder stands for a whole data URL, false for bare base64 inside one. */
-  isDataUrl: boolean;
 }
 
 export interface SpoolLookup {
@@ -43,8 +41,12 @@ export interface OpenSpooledOptions {
 
 export const spoolPlaceholderPrefix = 'kfa-spool:';
 
-/** A data URL whose payload is a placeholder: a translator wrapped spooled bare base64 (Anthropic, Responses). */
-const wrappedPlaceholder = /^data:([^,]*);base64,(kfa-spool:[A-Za-z0-9_-]+)$/i;
+/**
+ * A data URL whose payload is a placeholder. A spooled data URL keeps its header (`data:image/png;base64,kfa-spool:…`);
+ * spooled bare base64 becomes a bare placeholder, which the translators wrap like any bare base64 (Anthropic
+ * `data`, Responses and OpenAI `file_data`), so both reach the opener in this one shape.
+ */
+const placeholderDataUrl = /^data:([^,]*);base64,(kfa-spool:[A-Za-z0-9_-]+)$/i;
 const readChunkBytes = 256 * 1024;
 /** All but the last two characters of valid base64 (padding may only sit there). */
 const base64Body = /^[A-Za-z0-9+/]*$/;
@@ -57,15 +59,13 @@ const validated = new WeakMap<SpooledPayload, Promise<number>>();
  * it is one this request's registry did not issue (a client cannot name another request's file).
  */
 export function findSpooledPayload(url: string, spool: SpoolLookup | undefined): SpooledReference | undefined {
-  const wrapped = url.startsWith(spoolPlaceholderPrefix) ? undefined : wrappedPlaceholder.exec(url);
-  if (!url.startsWith(spoolPlaceholderPrefix) && !wrapped) return undefined;
-  const payload = spool?.resolve(wrapped ? wrapped[2] : url);
-  // A placeholder stands for exactly what the client sent: a whole data URL, or bare base64 inside one.
-  if (payload === undefined || payload.isDataUrl !== !wrapped) {
-    throw invalid('The attachment refers to data that was not sent with this request.');
-  }
-  if (!wrapped) return { payload, declaredType: payload.mediaType };
-  const declaredType = wrapped[1].split(';')[0].trim() || undefined;
+  const match = placeholderDataUrl.exec(url);
+  // Bare base64 used where a URL belongs is refused, as it would have been had it stayed in memory.
+  if (!match && url.startsWith(spoolPlaceholderPrefix)) throw invalid('The attachment is neither an http(s) URL nor a base64 data URL.');
+  if (!match) return undefined;
+  const payload = spool?.resolve(match[2]);
+  if (payload === undefined) throw invalid('The attachment refers to data that was not sent with this request.');
+  const declaredType = match[1].split(';')[0].trim() || undefined;
   if (declaredType !== undefined && !/^[\w.+-]+\/[\w.+-]+$/.test(declaredType)) throw invalid('The data URL media type is malformed.');
   return { payload, declaredType };
 }

@@ -83,23 +83,41 @@ test('issue 4: two large data URLs are spooled to 0600 files; placeholders resol
   assert.equal(status, 200);
   assert.ok(!('error' in outcome));
   const content = (outcome.value as { messages: { content: Record<string, Record<string, string>>[] }[] }).messages[0].content;
-  const firstPlaceholder = content[1].image_url.url;
-  const secondPlaceholder = content[2].file.file_data;
-  assert.match(firstPlaceholder, /^kfa-spool:[A-Za-z0-9_-]{24}$/);
+  // A data URL stays a data URL whose payload is the placeholder (nothing downstream wraps it again).
+  const firstUrl = content[1].image_url.url;
+  assert.match(firstUrl, /^data:image\/png;base64,kfa-spool:[A-Za-z0-9_-]{24}$/);
+  assert.match(content[2].file.file_data, /^data:application\/pdf;base64,kfa-spool:/);
+  const firstPlaceholder = firstUrl.slice(firstUrl.indexOf(',') + 1);
+  const secondPlaceholder = content[2].file.file_data.split(',')[1];
   const firstEntry = outcome.spool.resolve(firstPlaceholder);
   const secondEntry = outcome.spool.resolve(secondPlaceholder);
   assert.ok(firstEntry && secondEntry);
-  assert.deepEqual({ ...firstEntry, path: '' }, { path: '', sizeBytes: first.length, mediaType: 'image/png', isDataUrl: true });
+  assert.deepEqual({ ...firstEntry, path: '' }, { path: '', sizeBytes: first.length, mediaType: 'image/png' });
   assert.equal(readFileSync(firstEntry.path, 'latin1'), first);
   assert.equal(readFileSync(secondEntry.path, 'latin1'), second);
   assert.equal(secondEntry.mediaType, 'application/pdf');
   assert.equal(statSync(firstEntry.path).mode & 0o777, 0o600);
   assert.equal(outcome.spool.resolve('kfa-spool:forged-by-the-client'), undefined, 'a client cannot forge a placeholder');
+  assert.equal(outcome.spool.resolve(firstUrl), undefined, 'only the bare placeholder is a key');
   assert.equal(spoolFiles().length, 2);
   await outcome.spool.release();
   await outcome.spool.release();
   assert.deepEqual(spoolFiles(), []);
   assert.equal(outcome.spool.resolve(firstPlaceholder), undefined, 'nothing resolves after release');
+});
+
+test('issue 4: bare base64 under an attachment key (Anthropic `data`) becomes a bare placeholder', async () => {
+  const payload = base64Of(3000);
+  const { outcome } = await post([JSON.stringify({ source: { type: 'base64', media_type: 'image/png', data: payload } })]);
+  assert.ok(!('error' in outcome));
+  const placeholder = (outcome.value as { source: { data: string } }).source.data;
+  assert.match(placeholder, /^kfa-spool:[A-Za-z0-9_-]{24}$/);
+  const entry = outcome.spool.resolve(placeholder);
+  assert.ok(entry);
+  assert.equal(entry.mediaType, undefined);
+  assert.equal(readFileSync(entry.path, 'latin1'), payload);
+  await outcome.spool.release();
+  assert.deepEqual(spoolFiles(), []);
 });
 
 test('issue 4: the body limit counts the spooled bytes too; the partial file is removed', async () => {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SpooledDataUrl } from '../chat/chat-request.ts';
 import { GatewayError, InvalidRequestError } from '../errors.ts';
+import type { HttpContext } from './http-context.ts';
 import { createLargeStringScanner, type ScanEvent } from './spool-large-strings.ts';
 
 /** Attachment strings longer than this (in characters) are spooled to disk by the chat routes. */
@@ -48,7 +49,8 @@ export async function readJsonBody(request: IncomingMessage, limitBytes: number)
 
 /**
  * readJsonBody, except that attachment strings past `thresholdBytes` are written to temporary files and
- * replaced by `kfa-spool:<id>` placeholders that `spool.resolve` maps back. The caller owns the registry and
+ * replaced by placeholders — `data:<type>;base64,kfa-spool:<id>` for a data URL, `kfa-spool:<id>` for bare
+ * base64 — whose `kfa-spool:<id>` part `spool.resolve` maps back. The caller owns the registry and
  * must release it (releaseWhenClosed); on any error here it is released before the error is thrown.
  */
 export async function readJsonBodyWithSpool(
@@ -66,8 +68,11 @@ export async function readJsonBodyWithSpool(
     for (const event of events) {
       if (event.type === 'text') text.push(event.bytes);
       else if (event.type === 'spool-start') {
-        writer = await spool.create(event.mediaType, event.isDataUrl);
-        text.push(Buffer.from(writer.placeholder, 'latin1'));
+        writer = await spool.create(event.mediaType);
+        // A data URL stays a data URL (so nothing downstream mistakes it for bare base64 and wraps it again);
+        // bare base64 stays bare. The media type passed the header check, so it is safe inside the JSON string.
+        const header = event.isDataUrl ? `data:${event.mediaType ?? ''};base64,` : '';
+        text.push(Buffer.from(header + writer.placeholder, 'latin1'));
       } else if (event.type === 'spool-data') await writer?.write(event.bytes);
       else {
         await writer?.finish();
@@ -99,6 +104,16 @@ export async function readJsonBodyWithSpool(
   }
 }
 
+/**
+ * The chat routes' reader: spools attachment strings past spoolThresholdBytes and deletes the files once the
+ * response has closed, whatever way it ends.
+ */
+export async function readChatBody(context: HttpContext, limitBytes: number): Promise<{ value: unknown; spool: SpoolRegistry }> {
+  const read = await readJsonBodyWithSpool(context.request, limitBytes, { thresholdBytes: spoolThresholdBytes });
+  releaseWhenClosed(context.response, read.spool);
+  return read;
+}
+
 /** Releases the registry once the response has closed (finished, failed or abandoned by the client). */
 export function releaseWhenClosed(response: ServerResponse, spool: SpoolRegistry): void {
   if (response.closed) void spool.release();
@@ -114,12 +129,12 @@ interface SpoolWriter {
   abandon(): Promise<void>;
 }
 
-function createSpoolRegistry(directory: string): SpoolRegistry & { create(mediaType: string | undefined, isDataUrl: boolean): Promise<SpoolWriter> } {
+function createSpoolRegistry(directory: string): SpoolRegistry & { create(mediaType: string | undefined): Promise<SpoolWriter> } {
   const entries = new Map<string, SpooledDataUrl>();
   const paths: string[] = [];
   let released: Promise<void> | undefined;
   return {
-    async create(mediaType, isDataUrl) {
+    async create(mediaType) {
       if (released) throw new Error('The spool has been released.');
       const path = join(directory, `kfa-spool-${randomBytes(12).toString('hex')}`);
       // 'wx' never reuses or follows an existing path; 0600 keeps other local users out.
@@ -127,7 +142,7 @@ function createSpoolRegistry(directory: string): SpoolRegistry & { create(mediaT
       paths.push(path);
       // The placeholder is its own random token, unrelated to the path, and is only valid in this registry.
       const placeholder = `kfa-spool:${randomBytes(18).toString('base64url')}`;
-      const entry: SpooledDataUrl = { path, sizeBytes: 0, mediaType, isDataUrl };
+      const entry: SpooledDataUrl = { path, sizeBytes: 0, mediaType };
       let isClosed = false;
       const close = async () => {
         if (isClosed) return;

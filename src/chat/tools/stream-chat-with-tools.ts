@@ -30,7 +30,8 @@ export function streamChatWithTools(chat: ChatService, request: ChatRequest, pla
   const instructions = [request.instructions, plan.instructions].filter(Boolean).join('\n\n') || undefined;
   const messages = plan.hasTools ? rewriteToolHistory(request.messages, plan.grammar) : request.messages;
   const stream = chat.streamChat({ ...request, messages, instructions }, signal);
-  const base = { model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens };
+  // The spool travels too: a replayed exchange uploads the history's attachments again.
+  const base = { model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens, spool: request.spool };
   const repair: RepairRound = ({ conversationId, instruction, previousAnswer }) =>
     continueOrReplay(
       () => chat.streamChat({ ...base, conversationId, messages: [{ role: 'user', content: instruction }] }, signal).events,
