@@ -101,7 +101,10 @@ export async function runAttachments(settings: BenchSettings): Promise<Section> 
       { id: 'B6', metric: 'peak RSS above baseline, by URL', measured: `${formatNumber(mebibytes(peaks.get('url') ?? Number.NaN))} MiB`, target: '(reported)', ok: rows[0]?.[2] === 'ok' },
       { id: 'B6', metric: 'peak RSS above baseline, by base64', measured: `${formatNumber(mebibytes(peaks.get('base64') ?? Number.NaN))} MiB`, target: '(reported)', ok: rows[1]?.[2] === 'ok' },
     ],
-    notes: ['by URL the file is streamed from a loopback server; by base64 the 133 MB JSON body must be read before it can be parsed, so the body itself is a floor.'],
+    notes: [
+      'by URL the file is streamed from a loopback server to the upload; by base64 the 133 MB JSON body is read while large base64 strings are spooled to temporary files (issue 4), so neither case needs the file in memory.',
+      'peak RSS is process.resourceUsage().maxRSS of the fresh gateway process; "before" is its RSS after one small warm-up request and a GC.',
+    ],
   };
 }
 
