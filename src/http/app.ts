@@ -160,7 +160,7 @@ export function createApp(options: AppOptions): App {
 function clientAddress(request: IncomingMessage, trustProxy: boolean): string | undefined {
   const forwarded = request.headers['x-forwarded-for'];
   if (trustProxy && typeof forwarded === 'string' && forwarded.trim()) return forwarded.split(',')[0].trim().slice(0, 64);
-  return request.socket.remoteAddress;
+  return request.socket?.remoteAddress;
 }
 
 function routeHint(path: string): string {

@@ -108,6 +108,86 @@ export async function readBodyText(body: UpstreamResponse['body'], limitBytes = 
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * Iterates a response body without losing what arrived before a transport failure. Node's async
+ * iterator drops chunks still buffered when the stream is destroyed with an error, so a reset right
+ * after a few frames (same TCP read) would hide text the client should get before the error payload.
+ * Flowing mode with our own bounded queue keeps them; pausing the stream keeps backpressure.
+ */
+export async function* readBodyChunks(body: UpstreamResponse['body'], url: string, maxQueuedBytes = 1024 * 1024): AsyncGenerator<Uint8Array> {
+  const queue: Uint8Array[] = [];
+  let queuedBytes = 0;
+  let hasEnded = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  const onData = (chunk: Uint8Array) => {
+    queue.push(chunk);
+    queuedBytes += chunk.byteLength;
+    if (queuedBytes > maxQueuedBytes) body.pause();
+    notify();
+  };
+  const onEnd = () => {
+    hasEnded = true;
+    notify();
+  };
+  const onError = (error: unknown) => {
+    failure ??= error;
+    notify();
+  };
+  const onClose = () => {
+    if (!hasEnded) failure ??= new Error('the upstream connection closed before the body ended');
+    notify();
+  };
+  body.on('data', onData);
+  body.on('end', onEnd);
+  body.on('error', onError);
+  body.on('close', onClose);
+  try {
+    for (;;) {
+      const chunk = queue.shift();
+      if (chunk) {
+        queuedBytes -= chunk.byteLength;
+        if (body.isPaused() && queuedBytes <= maxQueuedBytes / 2) body.resume();
+        yield chunk;
+        continue;
+      }
+      if (failure !== undefined) throw toTransportError(failure, url);
+      if (hasEnded) return;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  } finally {
+    body.off('data', onData);
+    body.off('end', onEnd);
+    body.off('error', onError);
+    body.off('close', onClose);
+    if (!hasEnded && !body.destroyed) body.destroy();
+  }
+}
+
+/**
+ * A short, log- and client-safe description of an unexpected body: HTML pages (proxies, the SPA,
+ * CDN error pages) are named, not quoted, so no markup reaches a client or a log line.
+ */
+export function describeBody(text: string, contentType = ''): string {
+  const trimmed = text.replace(/\s+/g, ' ').trim();
+  if (/html/i.test(contentType) || /^<(!doctype|html|head|body)/i.test(trimmed)) {
+    const visible = trimmed
+      .replace(/<(script|style)[^>]*>.*?<\/\1>/gi, ' ')
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim()
+      .slice(0, 120);
+    return visible ? `an HTML page ("${visible.replace(/[<>"]/g, '')}")` : 'an HTML page';
+  }
+  return trimmed.replace(/<[^>]*>/g, '').slice(0, 200);
+}
+
 /** Parses JSON safely: returns undefined instead of throwing on a non-JSON body. */
 export function parseJsonSafely(text: string): unknown {
   try {
@@ -144,7 +224,7 @@ export function errorForHttpStatus(
   defaultRetryAfterMs: number,
   bodySnippet: string,
 ): GatewayError {
-  const snippet = bodySnippet.replace(/\s+/g, ' ').trim().slice(0, 200);
+  const snippet = describeBody(bodySnippet);
   const suffix = snippet ? `: ${snippet}` : '';
   if (statusCode === 429) {
     return new RateLimitError('rate_limited', `Kimi is rate limiting this account (HTTP 429)${suffix}`, {

@@ -6,7 +6,7 @@
  */
 import { UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
-import { parseJsonSafely, readBodyText, toTransportError, type UpstreamResponse } from '../upstream-http.ts';
+import { describeBody, parseJsonSafely, readBodyChunks, readBodyText, type UpstreamResponse } from '../upstream-http.ts';
 import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
 import { buildChatRequest } from './connect-chat-request.ts';
 import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact, type ConnectErrorContext } from './connect-errors.ts';
@@ -75,12 +75,8 @@ export async function* streamChat(
 }
 
 /** The body's chunks, with socket failures and idle timeouts mapped to gateway errors. */
-async function* bodyChunks(response: UpstreamResponse, url: string): AsyncGenerator<Uint8Array> {
-  try {
-    for await (const chunk of response.body) yield chunk as Uint8Array;
-  } catch (error) {
-    throw toTransportError(error, url);
-  }
+function bodyChunks(response: UpstreamResponse, url: string): AsyncGenerator<Uint8Array> {
+  return readBodyChunks(response.body, url);
 }
 
 /** A 200 that is not a Connect stream: a unary-style Connect error, or an HTML page from a proxy. */
@@ -88,7 +84,7 @@ async function notAStream(response: UpstreamResponse, contentType: string, conte
   const body = await readBodyText(response.body);
   const info = parseConnectError(parseJsonSafely(body));
   if (info) return gatewayErrorFromConnect(info, context);
-  const snippet = redact(body.replace(/\s+/g, ' ').trim().slice(0, 200));
+  const snippet = redact(describeBody(body, contentType));
   return new UpstreamError(
     `Kimi answered the chat with ${contentType || 'no content type'} instead of a Connect stream${snippet ? `: ${snippet}` : ''}.`,
     { isRetryable: true },

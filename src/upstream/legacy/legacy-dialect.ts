@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { AuthenticationError, NotFoundError, RateLimitError, UpstreamError } from '../../errors.ts';
-import { readBodyText, parseJsonSafely, toTransportError, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
+import { readBodyChunks, readBodyText, parseJsonSafely, toTransportError, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
 import type { ChatEvent, KimiDialect, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
 import { fetchLegacyProfile, legacyHeaders, legacySessionFromAccessToken, refreshLegacySession } from './legacy-auth.ts';
 import { completionBody, continuationBody, createChatBody, kimiplusIdFor, legacyModelCatalog } from './legacy-bodies.ts';
@@ -126,7 +126,7 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
     let next = state;
     try {
       await rejectJsonAnswer(response);
-      for await (const payload of readSsePayloads(response.body, context.onUnknown)) {
+      for await (const payload of readSsePayloads(readBodyChunks(response.body, context.baseUrl), context.onUnknown)) {
         const step = mapLegacyPayload(next, payload, mapContext);
         next = step.state;
         for (const event of step.events) yield event;
