@@ -3,6 +3,7 @@
  * Legacy attachment upload: pre-sign, streamed PUT, file registration and parse polling (protocol spec §2.3),
  * and the `refs_file` entry a completion needs to reference the file (§2.4).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { AttachmentError, AuthenticationError, GatewayError, RateLimitError, UpstreamError, UpstreamTimeoutError } from '../../errors.ts';
 import { errorForHttpStatus, parseJsonSafely, readBodyText } from '../upstream-http.ts';
@@ -131,7 +132,7 @@ async function waitUntilParsed(
       const status = await pollParseStatus(context, headers, fileId, remainingMs, bounded);
       if (status === 'parsed') return;
       if (status === 'failed') throw new AttachmentError('attachment_parse_failed', `Kimi could not read the attachment "${fileName}".`);
-      await sleep(pauseMs, bounded);
+      await delay(pauseMs, undefined, { signal: bounded });
       pauseMs = Math.min(pauseMs * 2, 4_000);
     }
   } catch (error) {
@@ -184,19 +185,4 @@ function parseStatusOf(data: unknown): ParseStatus | undefined {
   if (status === 'parsed') return 'parsed';
   if (status === 'failed' || status === 'parse_failed' || status === 'error') return 'failed';
   return typeof status === 'string' ? 'pending' : undefined;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
