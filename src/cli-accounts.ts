@@ -11,9 +11,7 @@ import type { Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { openStateStore } from './store/open-state-store.ts';
 import type { StateStore } from './store/state-store.ts';
-import { createConnectDialect } from './upstream/connect/connect-dialect.ts';
-import { createLegacyDialect } from './upstream/legacy/legacy-dialect.ts';
-import { createUpstreamHttp } from './upstream/upstream-http.ts';
+import { createDialectsFromConfig, createUpstreamHttpFromConfig } from './composition.ts';
 
 interface CliPool {
   pool: AccountPool;
@@ -22,17 +20,8 @@ interface CliPool {
 
 async function openPool(config: Config): Promise<CliPool> {
   const log = createLogger({ level: 'warn', destination: process.stderr });
-  const http = createUpstreamHttp({
-    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
-    firstByteTimeoutMs: config.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
-    idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
-    defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
-    userAgent: 'Mozilla/5.0 (compatible; kimi-free-api)',
-  });
-  const dialects = {
-    current: createConnectDialect({ baseUrl: config.KIMI_BASE_URL, authUrl: config.KIMI_AUTH_URL, http, clientVersion: config.KIMI_CLIENT_VERSION, language: config.KIMI_LANGUAGE, timeZone: config.KIMI_TIMEZONE }),
-    legacy: createLegacyDialect({ baseUrl: config.KIMI_LEGACY_BASE_URL, http, timeZone: config.KIMI_TIMEZONE }),
-  };
+  const http = createUpstreamHttpFromConfig(config, 'Mozilla/5.0 (compatible; kimi-free-api)');
+  const dialects = createDialectsFromConfig(config, http);
   const store: StateStore = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE, log });
   const pool = createAccountPool({ store, dialects, dialectMode: config.KIMI_DIALECT, reloadIntervalMs: 0, sweepIntervalMs: 0, log });
   await pool.addServerAccounts(config.serverTokens);

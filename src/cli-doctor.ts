@@ -10,7 +10,7 @@ import { createDirectoryRecorder } from './doctor/recorder.ts';
 import { runDoctor } from './doctor/run-doctor.ts';
 import { storeTokenAccess } from './doctor/store-token-access.ts';
 import { openStateStore } from './store/open-state-store.ts';
-import { createUpstreamHttp } from './upstream/upstream-http.ts';
+import { createUpstreamHttpFromConfig, doctorSettingsFrom } from './composition.ts';
 
 export interface DoctorCommandOptions {
   recordDirectory?: string;
@@ -28,25 +28,12 @@ export async function runDoctorCommand(config: Config, options: DoctorCommandOpt
   }
   // The state store holds each account's latest rotated refresh token; the doctor must use it and save its own rotation.
   const store = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE });
-  const http = createUpstreamHttp({
-    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
-    firstByteTimeoutMs: config.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
-    idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
-    defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
-    userAgent: 'Mozilla/5.0 (compatible; kimi-free-api doctor)',
-  });
+  const http = createUpstreamHttpFromConfig(config, 'Mozilla/5.0 (compatible; kimi-free-api doctor)');
   try {
     const report = await runDoctor({
-      accounts: [...config.serverTokens],
-      baseUrl: config.KIMI_BASE_URL,
-      authUrl: config.KIMI_AUTH_URL,
-      legacyBaseUrl: config.KIMI_LEGACY_BASE_URL,
-      dialectMode: config.KIMI_DIALECT,
+      ...doctorSettingsFrom(config),
       http,
       tokens: storeTokenAccess(store, { dialectMode: config.KIMI_DIALECT }),
-      clientVersion: config.KIMI_CLIENT_VERSION,
-      language: config.KIMI_LANGUAGE,
-      timeZone: config.KIMI_TIMEZONE,
       ...(options.recordDirectory ? { record: createDirectoryRecorder(options.recordDirectory) } : {}),
     });
     stdout.write(`${formatDoctorTable(report)}\n`);

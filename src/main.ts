@@ -31,10 +31,8 @@ import { clientApiRoutes } from './http/routes/client-api-routes.ts';
 import { qrLoginRoutes } from './http/routes/qr-routes.ts';
 import { openStateStore } from './store/open-state-store.ts';
 import type { StateStore } from './store/state-store.ts';
-import { createConnectDialect } from './upstream/connect/connect-dialect.ts';
 import type { CatalogModel, DialectName, KimiDialect } from './upstream/dialect.ts';
-import { createLegacyDialect } from './upstream/legacy/legacy-dialect.ts';
-import { createUpstreamHttp } from './upstream/upstream-http.ts';
+import { createDialectsFromConfig, createUpstreamHttpFromConfig, doctorSettingsFrom } from './composition.ts';
 
 export interface GatewayOptions {
   /** Install SIGTERM/SIGINT handlers that drain and exit (the CLI does; tests do not). */
@@ -74,34 +72,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     }
   };
 
-  const http = createUpstreamHttp({
-    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
-    firstByteTimeoutMs: config.UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
-    idleTimeoutMs: config.UPSTREAM_IDLE_TIMEOUT_MS,
-    defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
-    userAgent: `Mozilla/5.0 (compatible; kimi-free-api/${version})`,
-  });
-  const dialects: Record<DialectName, KimiDialect> = {
-    current: createConnectDialect({
-      baseUrl: config.KIMI_BASE_URL,
-      authUrl: config.KIMI_AUTH_URL,
-      http,
-      clientVersion: config.KIMI_CLIENT_VERSION,
-      language: config.KIMI_LANGUAGE,
-      timeZone: config.KIMI_TIMEZONE,
-      parseTimeoutMs: config.ATTACHMENT_PARSE_TIMEOUT_MS,
-      defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
-      onUnknown,
-    }),
-    legacy: createLegacyDialect({
-      baseUrl: config.KIMI_LEGACY_BASE_URL,
-      http,
-      timeZone: config.KIMI_TIMEZONE,
-      parseTimeoutMs: config.ATTACHMENT_PARSE_TIMEOUT_MS,
-      defaultRetryAfterMs: config.ACCOUNT_COOLDOWN_MS,
-      onUnknown,
-    }),
-  };
+  const http = createUpstreamHttpFromConfig(config, `Mozilla/5.0 (compatible; kimi-free-api/${version})`);
+  const dialects = createDialectsFromConfig(config, http, onUnknown);
 
   // With Redis, the state file still backs the local fallback, so a token rotated during an outage survives a crash.
   const store = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE, fallbackFilePath: config.REDIS_URL ? config.STATE_FILE : undefined, log });
@@ -181,20 +153,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       handler: doctorRoute({
         requireGatewayKey: credentials.requireGatewayKey,
         runDoctor: ({ signal, record }) =>
-          runDoctor({
-            accounts: [...config.serverTokens],
-            baseUrl: config.KIMI_BASE_URL,
-            authUrl: config.KIMI_AUTH_URL,
-            legacyBaseUrl: config.KIMI_LEGACY_BASE_URL,
-            dialectMode: config.KIMI_DIALECT,
-            http,
-            tokens: doctorTokens,
-            signal,
-            record,
-            clientVersion: config.KIMI_CLIENT_VERSION,
-            language: config.KIMI_LANGUAGE,
-            timeZone: config.KIMI_TIMEZONE,
-          }),
+          runDoctor({ ...doctorSettingsFrom(config), http, tokens: doctorTokens, signal, record }),
       }),
     },
     { method: 'POST', path: '/v1/accounts/qr', handler: qr.create },
