@@ -1,6 +1,6 @@
 /**
  * @module bench/lib/settings
- * Durations and sizes of one benchmark run (full: about 4 minutes; --quick: about 1 minute), and the
+ * Durations and sizes of one benchmark run (full: about 4 minutes; --quick: 1–1.5 minutes), and the
  * prompts used. The simulator's reply echoes up to 120 characters of the prompt, so the long prompt makes
  * long streams (about 40 upstream events) and the short one short streams (about 15).
  */
@@ -29,11 +29,11 @@ function baseSettings(quick: boolean): BenchSettings {
   return quick
     ? {
         quick,
-        throughput: { connections: 50, warmupMs: 1_000, roundMs: 2_000, rounds: 2 },
-        latency: { requests: 150 },
-        firstByte: { requests: 100, proofStreams: 3, proofChunkDelayMs: 20 },
-        cpu: { concurrency: 16, roundMs: 1_500, rounds: 2 },
-        manyStreams: { streams: 2_000, chunkDelayMs: 150, accounts: 40 },
+        throughput: { connections: 50, warmupMs: 1_000, roundMs: 1_500, rounds: 2 },
+        latency: { requests: 120 },
+        firstByte: { requests: 80, proofStreams: 3, proofChunkDelayMs: 20 },
+        cpu: { concurrency: 16, roundMs: 1_000, rounds: 2 },
+        manyStreams: { streams: 2_000, chunkDelayMs: 100, accounts: 40 },
         attachments: { sizeBytes: 100_000_000 },
       }
     : {
