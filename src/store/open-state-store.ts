@@ -25,7 +25,9 @@ export interface OpenStateStoreOptions {
 export async function openStateStore(options: OpenStateStoreOptions): Promise<StateStore> {
   const log = options.log ?? silentLog;
   if (!options.redisUrl) return openMemoryStore({ filePath: options.stateFilePath, log });
-  const primary = await openRedisStore({ url: options.redisUrl, log });
+  // 1.5 s: short enough that an outage falls back quickly, long enough that a busy event loop (many open
+  // streams on a small machine) does not look like an outage and split the replicas' state.
+  const primary = await openRedisStore({ url: options.redisUrl, log, commandTimeoutMs: 1500 });
   const fallback = await openMemoryStore({ filePath: options.fallbackFilePath, log });
   return createResilientStore({ primary, fallback, log });
 }
