@@ -27,6 +27,7 @@ export interface StreamPlan {
 export type StreamOutcome = 'completed' | 'aborted' | 'stalled' | 'reset';
 
 const SPLIT_PAUSE_MS = 2;
+const RESET_AFTER_DATA_MS = 20;
 
 /** Writes the plan; headers go out with the first byte, so a plan that stalls first never sends headers. */
 export async function runStream(res: ServerResponse, plan: StreamPlan, signal: AbortSignal): Promise<StreamOutcome> {
@@ -39,6 +40,9 @@ export async function runStream(res: ServerResponse, plan: StreamPlan, signal: A
       return 'stalled';
     }
     if (step.type === 'reset') {
+      // A reset mid-stream comes after the bytes before it were delivered. Destroying in the same tick lets the
+      // client's kernel discard data it had not read yet, which would turn this into a reset before the first byte.
+      if (wroteAny && !(await sleep(RESET_AFTER_DATA_MS, signal))) return 'aborted';
       res.socket?.destroy();
       return 'reset';
     }
