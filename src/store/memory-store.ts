@@ -22,7 +22,7 @@ export interface MemoryStoreOptions {
   /** Epoch-millisecond clock used for TTLs (tests inject one). Default Date.now. */
   clock?: () => number;
   log?: StoreLog;
-  /** Delay before a non-durable change is written. Default 100 ms. */
+  /** Delay before a non-durable change is written (durable ones are written at once). Default 1000 ms: each flush rewrites the whole file. */
   flushDelayMs?: number;
   /** How often to look for changes another process made to the file. Default 1000 ms; 0 disables. */
   syncIntervalMs?: number;
@@ -36,7 +36,7 @@ export interface MemoryStore extends StateStore {
 }
 
 export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise<MemoryStore> {
-  const { filePath, clock = Date.now, log = silentLog, flushDelayMs = 100, syncIntervalMs = 1_000 } = options;
+  const { filePath, clock = Date.now, log = silentLog, flushDelayMs = 1_000, syncIntervalMs = 1_000 } = options;
   const entries = new Map<string, StoredEntry>();
   const locks = new Map<string, { token: string; expiresAt: number }>();
   /** The file content as we last read or wrote it, for the three-way merge. */

@@ -48,7 +48,9 @@ export function createUpstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
     headersTimeout: options.firstByteTimeoutMs,
     bodyTimeout: options.idleTimeoutMs,
     keepAliveTimeout: 30_000,
-    connections: 256,
+    // No per-origin cap: every Kimi call goes to one origin, and the account pool already bounds how many
+    // run at once (ACCOUNT_MAX_CONCURRENCY, QUEUE_MAX). A cap here would queue streams where no limit sees them.
+    connections: null,
   });
 
   async function send(upstreamRequest: UpstreamRequest): Promise<UpstreamResponse> {
