@@ -104,18 +104,18 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       const outcome: AttemptOutcome = {};
       let isSuccess = false;
       try {
-        for await (const event of attemptOnce(lease, prompt, model, continued, signal, outcome, request.spool)) {
-          if (hasDelivered) {
-            yield event;
-            continue;
-          }
-          pending.push(event);
-          if (isContentEvent(event)) {
+        const events = attemptOnce(lease, prompt, model, continued, signal, outcome, request.spool);
+        // Hold events until the first content: until then a failure may still move to another account.
+        for (let step = await events.next(); !step.done; step = await events.next()) {
+          pending.push(step.value);
+          if (isContentEvent(step.value)) {
             hasDelivered = true;
-            yield* pending.splice(0);
+            break;
           }
         }
         yield* pending.splice(0);
+        // Then delegate: one generator hop less per streamed event than re-yielding in a loop.
+        if (hasDelivered) yield* events;
         isSuccess = true;
         lease.reportSuccess();
         return;
