@@ -6,6 +6,7 @@
  */
 import { createAccountPool, type AccountCheck, type AccountPool } from './accounts/account-pool.ts';
 import { importAccount } from './accounts/import-account.ts';
+import { qrLoginInstructions, startQrLogin } from './accounts/qr-login.ts';
 import { GatewayError } from './errors.ts';
 import type { Config } from './config.ts';
 import { createLogger } from './log.ts';
@@ -84,6 +85,29 @@ export async function runAddAccountCommand(config: Config, argumentText: string)
     process.stderr.write(`${error.message}\n`);
     return 1;
   } finally {
+    await close();
+  }
+}
+
+/** `add-account --qr`: the QR code in the terminal, then the confirmed tokens go through the same import. */
+export async function runQrLoginCommand(config: Config, output: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const { pool, close } = await openPool(config);
+  const http = createUpstreamHttpFromConfig(config, 'Mozilla/5.0 (compatible; kimi-free-api)');
+  try {
+    const login = await startQrLogin({ authUrl: config.KIMI_AUTH_URL, http, clientVersion: config.KIMI_CLIENT_VERSION });
+    output.write(`${qrLoginInstructions(login)}\n`);
+    const tokens = await login.poll(AbortSignal.timeout(10 * 60_000), (status) => {
+      if (status === 'scanned') output.write('Scanned; confirm the login in the Kimi app.\n');
+    });
+    const imported = await importAccount(pool, tokens.refreshToken, AbortSignal.timeout(60_000));
+    output.write(`Added account ${imported.account.id} (${imported.account.dialect} dialect, by QR login); a running gateway uses it within 5 s.\n`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return 1;
+  } finally {
+    await http.close();
     await close();
   }
 }

@@ -21,6 +21,7 @@ Commands:
   check                 check every configured account and print a table
   doctor                run the protocol steps against Kimi and report what broke
   add-account [TEXT]    add an account from a token, cookie, localStorage JSON or "Copy as cURL" (argument or stdin)
+  add-account --qr      add an account by scanning a QR code with the Kimi app
   demo                  start the upstream simulator and a gateway on it (no Kimi account needed)
   simulator             start only the upstream simulator
 
@@ -29,6 +30,7 @@ Options:
   --port N              port to listen on (PORT)
   --host HOST           address to listen on (HOST)
   --record DIR          doctor: save the redacted wire exchange as fixtures
+  --qr                  add-account: log in with a QR code shown in the terminal
   -h, --help            show this help
   -v, --version         print the version
 
@@ -45,6 +47,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         port: { type: 'string' },
         host: { type: 'string' },
         record: { type: 'string' },
+        qr: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -90,8 +93,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         return await runCheckCommand(load());
       }
       case 'add-account': {
-        const { runAddAccountCommand } = await import('./cli-accounts.ts');
-        return await runAddAccountCommand(load(), rest.join(' '));
+        const { runAddAccountCommand, runQrLoginCommand } = await import('./cli-accounts.ts');
+        return values.qr ? await runQrLoginCommand(load()) : await runAddAccountCommand(load(), rest.join(' '));
       }
       case 'doctor': {
         const { runDoctorCommand } = await import('./cli-doctor.ts');

@@ -5,6 +5,7 @@
  * hands over the token pair. The spec names the two RPCs only; the field names below are our reading
  * (simulator/README.md "QR login"), so each answer is read leniently.
  */
+import { renderUnicodeCompact } from 'uqr';
 import { GatewayError, UpstreamError } from '../errors.ts';
 
 /**
@@ -88,13 +89,13 @@ export async function startQrLogin(options: QrLoginOptions, signal: AbortSignal 
   return { id, url, ...(expiresAt === undefined ? {} : { expiresAt }), poll };
 }
 
-/** What the terminal shows. No QR renderer is installed, so the URL is printed for the user to open on the phone. */
+/** What the terminal shows: the QR code in Unicode half blocks, and the link for phones that cannot scan it. */
 export function qrLoginInstructions(login: Pick<QrLogin, 'url' | 'expiresAt'>, now: number = Date.now()): string {
   const minutes = login.expiresAt === undefined ? undefined : Math.max(0, Math.round((login.expiresAt - now) / 60_000));
   return [
-    'Log in to Kimi with your phone:',
+    'Log in to Kimi with your phone: scan this code with the Kimi app, then confirm there.',
+    renderUnicodeCompact(login.url),
     `  ${login.url}`,
-    'Open this link on a phone that is signed in to the Kimi app (or turn it into a QR code and scan it), then confirm there.',
     minutes === undefined ? 'Waiting for the confirmation…' : `The code expires in about ${minutes} minute(s). Waiting for the confirmation…`,
   ].join('\n');
 }

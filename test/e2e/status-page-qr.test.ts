@@ -78,6 +78,9 @@ test('Log in with QR: the page shows the link, the phone confirms, and the new a
   await page.waitForSelector('#qr-panel:not([hidden])');
   const href = (await page.getAttribute('#qr-link', 'href')) ?? '';
   assert.match(href, /^http:\/\/127\.0\.0\.1:\d+\/qr-login\//);
+  assert.equal(await page.isVisible('#qr-image'), true, 'the QR code is drawn');
+  assert.match((await page.getAttribute('#qr-image', 'src')) ?? '', /^data:image\/svg\+xml;base64,/);
+  assert.ok(await page.$eval('#qr-image', (image) => (image as HTMLImageElement).naturalWidth > 0), 'the image decodes');
   assert.match(await page.textContent('#qr-status') ?? '', /Waiting for the phone/);
   const upstreamId = href.split('/qr-login/')[1];
   const confirmed = await request(`${stack.simulator.url}/__simulator/qr/${upstreamId}/confirm`, { method: 'POST' });

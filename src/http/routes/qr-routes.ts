@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { QrLogin } from '../../accounts/qr-login.ts';
 import type { AccountView } from '../../chat/chat-ports.ts';
 import { GatewayError, NotFoundError, RateLimitError } from '../../errors.ts';
+import { renderSVG } from 'uqr';
 import { sendJson, type HttpContext, type RouteHandler } from '../http-context.ts';
 
 export interface QrRouteDeps {
@@ -109,6 +110,8 @@ function view(login: PendingLogin): Record<string, unknown> {
   return {
     id: login.id,
     url: login.url,
+    // An SVG data URL the page can show as an <img> (its CSP allows data: images, nothing else).
+    qrImage: `data:image/svg+xml;base64,${Buffer.from(renderSVG(login.url)).toString('base64')}`,
     status: login.status,
     ...(login.expiresAt ? { expiresAt: login.expiresAt } : {}),
     ...(login.account ? { account: login.account } : {}),

@@ -329,6 +329,11 @@ async function startQrLogin() {
     const link = $('qr-link');
     link.href = href;
     link.textContent = href;
+    const image = $('qr-image');
+    if (typeof login.qrImage === 'string' && login.qrImage.startsWith('data:image/svg+xml;base64,')) {
+      image.src = login.qrImage;
+      image.hidden = false;
+    }
     $('qr-panel').hidden = false;
     status.textContent = QR_WORDS.pending;
     const deadline = Date.now() + QR_MAX_WAIT_MS;
