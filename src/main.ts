@@ -132,6 +132,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     onAttemptError: (error, dialect) => metrics.recordUpstreamError(error, dialect),
   });
 
+  const usage = createUsageCache(pool, dialects, 5 * 60_000);
   const upstreamCatalog = createCatalogCache(pool, dialects, config.KIMI_MODEL_CATALOG_TTL_SECONDS * 1000, (models) => catalog.useUpstream(models));
   // Learn Kimi's catalogue early so its model ids resolve on the first request; failures only mean defaults.
   void upstreamCatalog();
@@ -176,7 +177,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         version,
         dialectMode: config.KIMI_DIALECT,
         startedAt,
-        listAccounts: async () => (await pool.snapshot()).map(toAccountView),
+        listAccounts: async () => usage.attach((await pool.snapshot()).map(toAccountView)),
         addAccount: async (text, signal) => importAccountView(pool, text, signal),
         errorCounts: () => Object.fromEntries(errorCounts),
         unknownUpstream: () => metrics.unknownUpstreamCounts(),
@@ -283,6 +284,43 @@ function createCatalogCache(
         loading = undefined;
       });
     return loading;
+  };
+}
+
+/**
+ * Plan usage per server account (spec §3.9 GetSubscriptionStats), for the status page and /v1/accounts.
+ * Views get what is cached; stale entries are fetched in the background so a page load never waits on Kimi.
+ */
+function createUsageCache(pool: AccountPool, dialects: Record<DialectName, KimiDialect>, ttlMs: number) {
+  const cached = new Map<string, { at: number; quota: NonNullable<AccountView['quota']> | undefined }>();
+  const loading = new Set<string>();
+  async function load(account: Account): Promise<void> {
+    const lease = await pool.lease({ candidates: [account], signal: AbortSignal.timeout(10_000) });
+    try {
+      const session = await lease.session(AbortSignal.timeout(10_000));
+      const reported = await dialects[session.dialect].accountUsage?.(session, AbortSignal.timeout(10_000));
+      const used = reported?.usedRatio === undefined ? undefined : Math.round(reported.usedRatio * 100);
+      const quota = used === undefined ? undefined : { label: `${used}% of the plan used`, used, limit: 100, resetAt: reported?.resetAt, plan: reported?.plan };
+      cached.set(account.id, { at: Date.now(), quota });
+    } finally {
+      lease.release();
+    }
+  }
+  return {
+    attach(views: AccountView[]): AccountView[] {
+      const accounts = new Map(pool.serverAccounts().map((account) => [account.id, account]));
+      return views.map((view) => {
+        const entry = cached.get(view.id);
+        const account = accounts.get(view.id);
+        if (account && view.state !== 'invalid' && !loading.has(view.id) && (!entry || Date.now() - entry.at > ttlMs)) {
+          loading.add(view.id);
+          void load(account)
+            .catch(() => cached.set(view.id, { at: Date.now(), quota: entry?.quota }))
+            .finally(() => loading.delete(view.id));
+        }
+        return entry?.quota ? { ...view, quota: entry.quota } : view;
+      });
+    },
   };
 }
 

@@ -75,4 +75,6 @@ export interface AccountView {
   lastRefreshAt?: number;
   lastUsedAt?: number;
   invalidReason?: string;
+  /** Plan usage where the upstream reports it (current dialect), refreshed every few minutes. */
+  quota?: { label: string; used: number; limit: number; resetAt?: number; plan?: string };
 }

@@ -134,6 +134,16 @@ export interface CatalogModel {
   defaultReasoningEffort?: string;
 }
 
+/** What the upstream says about an account's plan usage (current dialect: GetSubscriptionStats, §3.9, §3.13). */
+export interface AccountUsage {
+  /** Share of the plan's credits used this cycle, 0..1. */
+  usedRatio?: number;
+  /** When the cycle ends (epoch ms). */
+  resetAt?: number;
+  /** Plan type as Kimi names it, e.g. TYPE_FREE. */
+  plan?: string;
+}
+
 export interface KimiDialect {
   readonly name: DialectName;
   /** Exchange a refresh token for an access token (and possibly a rotated refresh token). */
@@ -149,4 +159,6 @@ export interface KimiDialect {
   /** Upload and wait until the upstream has parsed the file. */
   uploadFile(session: Session, source: UploadSource, signal: AbortSignal): Promise<UploadedFile>;
   listModels(session: Session, signal: AbortSignal): Promise<CatalogModel[]>;
+  /** Plan usage, where the dialect can tell (optional: the legacy site reports none). */
+  accountUsage?(session: Session, signal: AbortSignal): Promise<AccountUsage>;
 }

@@ -97,8 +97,9 @@ function formatQuota(quota) {
   const used = quota.used ?? quota.usage;
   const limit = quota.limit ?? quota.total;
   const parts = [];
+  if (typeof quota.label === 'string') parts.push(quota.label);
+  else if (used !== undefined && limit !== undefined) parts.push(`${used} / ${limit} used`);
   if (quota.remaining !== undefined) parts.push(`${quota.remaining} left`);
-  if (used !== undefined && limit !== undefined) parts.push(`${used} / ${limit} used`);
   const reset = toDate(quota.resetAt ?? quota.resetsAt);
   if (reset) parts.push(`resets ${relativeTime(reset)}`);
   return parts.length ? parts.join(', ') : JSON.stringify(quota);

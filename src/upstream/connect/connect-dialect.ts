@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { UpstreamError } from '../../errors.ts';
 import { decodeJwtClaims } from '../../jwt.ts';
-import type { AccountProfile, CatalogModel, ConversationState, KimiDialect, Session } from '../dialect.ts';
+import type { AccountProfile, AccountUsage, CatalogModel, ConversationState, KimiDialect, Session } from '../dialect.ts';
 import { readBodyText, type UpstreamHttp } from '../upstream-http.ts';
 import { connectHeaders, refreshSession, sessionFromAccessToken, type ConnectSettings, type RefreshMode } from './connect-auth.ts';
 import { defaultBusyRetryAfterMs } from './connect-errors.ts';
@@ -73,6 +73,13 @@ const catalogSchema = z.looseObject({
     )
     .optional()
     .catch(undefined),
+});
+
+/** GetSubscriptionStats (§3.9): only the fields the account view shows; everything else passes. */
+const subscriptionStatsSchema = z.looseObject({
+  subscriptionBalance: z
+    .looseObject({ amountUsedRatio: z.coerce.number().min(0).max(1).optional(), expireTime: z.string().optional(), type: z.string().optional() })
+    .optional(),
 });
 
 export function createConnectDialect(options: ConnectDialectOptions): KimiDialect {
@@ -152,6 +159,18 @@ export function createConnectDialect(options: ConnectDialectOptions): KimiDialec
         parseTimeoutMs: options.parseTimeoutMs ?? 120_000,
         report: reporter(),
       }),
+
+    async accountUsage(session, signal): Promise<AccountUsage> {
+      const json = await callUnary(settings, session, api('kimi.gateway.membership.v2.MembershipService/GetSubscriptionStats'), {}, { operation: 'usage check' }, signal);
+      const parsed = subscriptionStatsSchema.safeParse(json);
+      const balance = parsed.success ? parsed.data.subscriptionBalance : undefined;
+      const usage: AccountUsage = {};
+      if (balance?.amountUsedRatio !== undefined) usage.usedRatio = balance.amountUsedRatio;
+      const resetAt = balance?.expireTime ? Date.parse(balance.expireTime) : Number.NaN;
+      if (!Number.isNaN(resetAt)) usage.resetAt = resetAt;
+      if (balance?.type) usage.plan = balance.type;
+      return usage;
+    },
 
     async listModels(session, signal): Promise<CatalogModel[]> {
       const json = await callUnary(settings, session, api('kimi.gateway.config.v1.ConfigService/GetAvailableModels'), {}, { operation: 'model list' }, signal);
