@@ -6,7 +6,7 @@
  * --profile DIR (steady-state CPU profiles of each server during B4, for finding hot spots).
  * Never part of `npm test`: timings are reported, not asserted.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,8 @@ import { benchSettings } from './lib/settings.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, json: { type: 'string' }, profile: { type: 'string' } } });
 const settings = benchSettings(values.quick === true, values.profile ? resolve(values.profile) : undefined);
+// The profile folder may not exist yet; each server process writes its profile into it.
+if (settings.profileDir) mkdirSync(settings.profileDir, { recursive: true });
 const selected = new Set((values.only ?? 'B1,B2,B3,B4,B5,B6').toUpperCase().split(',').map((id) => id.trim()));
 const wants = (id: string) => selected.has(id);
 

@@ -35,6 +35,8 @@ export interface ChatRequest {
   useSearch?: boolean;
   /** Per-request Kimi tokens (`Authorization: Bearer T1,T2`); undefined when the server pool is used. */
   bearerTokens?: string[];
+  /** False when nobody will read `usage` (a stream without include_usage): skips the tokenizer's work. */
+  estimateUsage?: boolean;
   /** Extra instructions a protocol translator adds (tool grammar, JSON mode); appended to the prompt. */
   instructions?: string;
   /**

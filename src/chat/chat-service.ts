@@ -104,7 +104,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       const outcome: AttemptOutcome = {};
       let isSuccess = false;
       try {
-        const events = attemptOnce(lease, prompt, model, continued, signal, outcome, request.spool);
+        const events = attemptOnce(lease, prompt, model, continued, signal, outcome, request);
         // Hold events until the first content: until then a failure may still move to another account.
         for (let step = await events.next(); !step.done; step = await events.next()) {
           pending.push(step.value);
@@ -142,9 +142,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     continued: { id: string; record: ConversationRecord } | undefined,
     signal: AbortSignal,
     outcome: AttemptOutcome,
-    spool: ChatRequest['spool'],
+    request: Pick<ChatRequest, 'spool' | 'estimateUsage'>,
   ): AsyncGenerator<ChatEvent> {
-    const opened = await openAttachments(prompt, signal, spool);
+    const opened = await openAttachments(prompt, signal, request.spool);
     let session = await lease.session(signal);
     const dialect = dialectFor(session.dialect);
     let files: UploadedFile[];
@@ -180,8 +180,10 @@ export function createChatService(options: ChatServiceOptions): ChatService {
               outputParts.push(sourceList);
               yield { type: 'text-delta', text: sourceList };
             }
-            const [promptTokens, completionTokens] = await Promise.all([estimateTokens(prompt.text), estimateTokens(outputParts.join(''))]);
-            yield { type: 'usage', promptTokens, completionTokens, isEstimate: true };
+            if (request.estimateUsage !== false) {
+              const [promptTokens, completionTokens] = await Promise.all([estimateTokens(prompt.text), estimateTokens(outputParts.join(''))]);
+              yield { type: 'usage', promptTokens, completionTokens, isEstimate: true };
+            }
           }
           yield event;
         }

@@ -31,7 +31,7 @@ export function streamChatWithTools(chat: ChatService, request: ChatRequest, pla
   const messages = plan.hasTools ? rewriteToolHistory(request.messages, plan.grammar) : request.messages;
   const stream = chat.streamChat({ ...request, messages, instructions }, signal);
   // The spool travels too: a replayed exchange uploads the history's attachments again.
-  const base = { model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens, spool: request.spool };
+  const base = { model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens, spool: request.spool, estimateUsage: request.estimateUsage };
   const repair: RepairRound = ({ conversationId, instruction, previousAnswer }) =>
     continueOrReplay(
       () => chat.streamChat({ ...base, conversationId, messages: [{ role: 'user', content: instruction }] }, signal).events,

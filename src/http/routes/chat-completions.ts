@@ -41,6 +41,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
         useSearch: body.use_search ?? undefined,
         bearerTokens: credentials.bearerTokens,
         spool,
+        estimateUsage: !body.stream || body.stream_options?.include_usage === true,
       },
       toolPlan,
       context.signal,
