@@ -259,3 +259,34 @@ describe('UTF-16 halves across frames', () => {
     assert.deepEqual(result.events.filter((event) => event.type === 'text-delta').map((event) => event.text), ['a', '😀b']);
   });
 });
+
+describe('the hand-checked fast path for content appends', () => {
+  const options: MapperOptions = { citations: 'numbered', defaultRetryAfterMs: 1000 };
+  const frames = [
+    { op: 'set', mask: 'block.text', eventOffset: 5, block: { id: '0_0', text: { content: '你好' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 6, block: { id: '0_0', text: { content: ' world \uE3A0cite\uE3A3web' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 7, block: { id: '0_0', text: { content: '_search:1#0\uE3A8 done' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 7, block: { id: '0_0', text: { content: 'duplicate' } } },
+    { op: 'append', mask: 'block.think.content', eventOffset: 8, block: { id: '0_1', think: { content: 'thought' } } },
+  ];
+
+  it('maps exactly as the schema path does (§3.6 dedup, blocks, citations held across frames)', () => {
+    let fastState = initialStreamState();
+    let slowState = initialStreamState();
+    for (const frame of frames) {
+      const fast = mapConnectFrame(fastState, frame, options);
+      // An extra own key, even undefined, sends the same frame through the full schema.
+      const slow = mapConnectFrame(slowState, { ...frame, heartbeat: undefined }, options);
+      assert.deepEqual(fast.events, slow.events);
+      assert.deepEqual(fast.unknowns, slow.unknowns);
+      fastState = fast.state;
+      slowState = slow.state;
+    }
+    assert.deepEqual(fastState, slowState);
+  });
+
+  it('leaves anything unusual to the schema path, so unknown parts are still reported', () => {
+    const odd = mapConnectFrame(initialStreamState(), { op: 'append', mask: 'block.text.content', eventOffset: 1, block: { id: '0_0', text: { content: 'x' }, blob: {} } }, options);
+    assert.deepEqual(odd.unknowns, [{ kind: 'field', name: 'block.blob' }]);
+  });
+});
