@@ -59,7 +59,8 @@ export async function readJsonBodyWithSpool(
   options: SpoolOptions,
 ): Promise<{ value: unknown; spool: SpoolRegistry }> {
   checkHeaders(request, limitBytes);
-  const spool = createSpoolRegistry(options.tempDirectory ?? tmpdir());
+  // os.tmpdir() reads the environment on every call; only a body that spools needs it.
+  const spool = createSpoolRegistry(() => options.tempDirectory ?? tmpdir());
   const scanner = createLargeStringScanner({ thresholdBytes: options.thresholdBytes });
   const text: Uint8Array[] = [];
   let writer: SpoolWriter | undefined;
@@ -129,14 +130,14 @@ interface SpoolWriter {
   abandon(): Promise<void>;
 }
 
-function createSpoolRegistry(directory: string): SpoolRegistry & { create(mediaType: string | undefined): Promise<SpoolWriter> } {
+function createSpoolRegistry(directory: () => string): SpoolRegistry & { create(mediaType: string | undefined): Promise<SpoolWriter> } {
   const entries = new Map<string, SpooledDataUrl>();
   const paths: string[] = [];
   let released: Promise<void> | undefined;
   return {
     async create(mediaType) {
       if (released) throw new Error('The spool has been released.');
-      const path = join(directory, `kfa-spool-${randomBytes(12).toString('hex')}`);
+      const path = join(directory(), `kfa-spool-${randomBytes(12).toString('hex')}`);
       // 'wx' never reuses or follows an existing path; 0600 keeps other local users out.
       const handle: FileHandle = await open(path, 'wx', 0o600);
       paths.push(path);

@@ -15,11 +15,6 @@ export interface StoredEntry {
   expiresAt?: number;
 }
 
-interface StateFileContent {
-  version: 1;
-  entries: Record<string, StoredEntry>;
-}
-
 /** Identity of one written version of the file; every atomic write makes a new inode, so this changes. */
 export interface FileStamp {
   mtimeMs: number;
@@ -87,10 +82,26 @@ export function parseStateFile(text: string): Map<string, StoredEntry> | undefin
   return entries;
 }
 
+/**
+ * Entries are replaced, never mutated, so each one's JSON is computed once and reused by every later
+ * flush: the file is rewritten whole, but only changed entries cost a JSON.stringify.
+ */
+const serializedEntries = new WeakMap<StoredEntry, string>();
+
+function serializeEntry(key: string, entry: StoredEntry): string {
+  let json = serializedEntries.get(entry);
+  if (json === undefined) {
+    json = JSON.stringify(entry.expiresAt === undefined ? { value: entry.value } : { value: entry.value, expiresAt: entry.expiresAt });
+    serializedEntries.set(entry, json);
+  }
+  return `${JSON.stringify(key)}:${json}`;
+}
+
+/** The same compact JSON as `JSON.stringify({ version: 1, entries })`, built from cached entry texts. */
 export function formatStateFile(entries: Iterable<[string, StoredEntry]>): string {
-  const content: StateFileContent = { version: 1, entries: Object.fromEntries(entries) };
-  // Compact: the file is rewritten on every flush, and indentation tripled the cost on a busy gateway.
-  return `${JSON.stringify(content)}\n`;
+  const parts: string[] = [];
+  for (const [key, entry] of entries) parts.push(serializeEntry(key, entry));
+  return `{"version":1,"entries":{${parts.join(',')}}}\n`;
 }
 
 /** Replaces `path` atomically: a reader sees the old file or the new one, never a torn write. */
