@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import type { Account } from './accounts/account.ts';
 import { createAccountPool, type AccountPool, type AccountSnapshot } from './accounts/account-pool.ts';
 import { importAccount } from './accounts/import-account.ts';
-import type { AccountDirectory, AccountView } from './chat/chat-ports.ts';
-import { AuthenticationError } from './errors.ts';
+import type { AccountView } from './chat/chat-ports.ts';
+import { createChatAccounts } from './chat-accounts.ts';
 import { createChatService, type ChatService } from './chat/chat-service.ts';
 import { createModelCatalog, parseModelMap } from './chat/model-catalog.ts';
 import { preloadTokenizer } from './chat/estimate-tokens.ts';
@@ -82,8 +82,6 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     dialects,
     dialectMode: config.KIMI_DIALECT,
     cooldownMs: config.ACCOUNT_COOLDOWN_MS,
-    maxAttempts: config.FAILOVER_MAX_ATTEMPTS,
-    attemptBudgetMs: config.FAILOVER_BUDGET_MS,
     accountMaxConcurrency: config.ACCOUNT_MAX_CONCURRENCY,
     queueMax: config.QUEUE_MAX,
     queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
@@ -321,40 +319,6 @@ function createUsageCache(pool: AccountPool, dialects: Record<DialectName, KimiD
         return entry?.quota ? { ...view, quota: entry.quota } : view;
       });
     },
-  };
-}
-
-/** Adapts the account pool to the port the chat use case declares (chat/chat-ports.ts). */
-function createChatAccounts(pool: AccountPool): AccountDirectory {
-  return {
-    async candidates(bearerTokens) {
-      if (bearerTokens) return pool.accountsFromBearer(bearerTokens);
-      const server = pool.serverAccounts();
-      if (server.length === 0) {
-        throw new AuthenticationError('No Kimi account: send "Authorization: Bearer <refresh token>" or configure KIMI_TOKENS.', { code: 'invalid_token' });
-      }
-      return server;
-    },
-    lease: (options) =>
-      pool.lease({
-        candidates: (options.accountId ? options.candidates.filter((account) => account.id === options.accountId) : options.candidates) as Account[],
-        conversationId: options.conversationId,
-        exclude: options.exclude,
-        signal: options.signal,
-      }),
-    getConversation: (conversationId) => pool.getConversation(conversationId),
-    async saveConversation(conversationId, record) {
-      const existing = await pool.getConversation(conversationId);
-      if (existing && existing.accountId === record.accountId) {
-        if (record.parentMessageId) await pool.updateParent(conversationId, record.parentMessageId);
-        return;
-      }
-      await pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway });
-    },
-    scheduleDeletion: async (conversationId, accountId, atMs) => {
-      await pool.scheduleDeletion(conversationId, accountId, atMs);
-    },
-    cancelDeletion: (conversationId) => pool.cancelDeletion(conversationId),
   };
 }
 

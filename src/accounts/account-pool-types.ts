@@ -10,6 +10,12 @@ import type { AccountCheck, AccountSnapshot } from './account-status.ts';
 import type { DialectMode } from './classify-credential.ts';
 import type { ConversationRecord, DeleteConversation } from './conversation-registry.ts';
 
+/**
+ * Error code `lease` uses when every candidate has been tried; the caller then answers with the last upstream
+ * error instead (the failover policy itself lives in the chat service, which knows about first bytes).
+ */
+export const NO_ACCOUNT_LEFT = 'no_account_left';
+
 export interface AccountPoolOptions {
   store: StateStore;
   dialects: Record<DialectName, KimiDialect>;
@@ -19,10 +25,6 @@ export interface AccountPoolOptions {
   cooldownMs?: number;
   /** Cooldown after `insufficient_quota` without a stated reset. Default 3 600 000 ms. */
   quotaCooldownMs?: number;
-  /** Accounts tried per request. Default 3. */
-  maxAttempts?: number;
-  /** No new attempt starts after this long. Default 20 000 ms. */
-  attemptBudgetMs?: number;
   /** `ACCOUNT_MAX_CONCURRENCY`. Default 2. */
   accountMaxConcurrency?: number;
   /** `QUEUE_MAX`. Default 100. */
@@ -76,7 +78,6 @@ export interface AccountPool {
   accountsFromBearer(tokens: readonly string[]): Promise<Account[]>;
   serverAccounts(): Account[];
   lease(request?: LeaseRequest): Promise<Lease>;
-  withFailover<T>(request: LeaseRequest, attempt: (lease: Lease, attemptNumber: number) => Promise<T>): Promise<{ value: T; lease: Lease }>;
   bindConversation(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean }): Promise<void>;
   getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
   updateParent(conversationId: string, parentMessageId: string): Promise<void>;

@@ -4,7 +4,8 @@
  * skipping accounts that cool down (`cool:<id>`, shared through the store so replicas honour each other's) or
  * were refused (`invalid:<id>`); a conversation goes back to the account that created it; per-account
  * concurrency with a bounded FIFO waiting room. Sessions come from token-refresher.ts, conversation records and
- * temporary-chat deletion from conversation-registry.ts, the retry loop from run-with-failover.ts.
+ * temporary-chat deletion from conversation-registry.ts. Failover between accounts is the chat service's (it alone
+ * knows whether a byte reached the client).
  */
 import { AuthenticationError, ConflictError, GatewayError, NotFoundError, RateLimitError, ServiceUnavailableError, isAbortError } from '../errors.ts';
 import type { Session } from '../upstream/dialect.ts';
@@ -14,12 +15,11 @@ import { storeKeys } from './account.ts';
 import type { Account, CooldownMark } from './account.ts';
 import { createAccountDirectory } from './account-directory.ts';
 import type { AccountState } from './account-directory.ts';
-import type { AccountPool, AccountPoolOptions, Lease, LeaseRequest } from './account-pool-types.ts';
+import { NO_ACCOUNT_LEFT, type AccountPool, type AccountPoolOptions, type Lease, type LeaseRequest } from './account-pool-types.ts';
 import { createAccountSlots } from './account-slots.ts';
 import { checkAccount, describeAccounts } from './account-status.ts';
 import type { StatusContext } from './account-status.ts';
 import { createConversationRegistry } from './conversation-registry.ts';
-import { NO_ACCOUNT_LEFT, runWithFailover } from './run-with-failover.ts';
 import { createTokenRefresher, isAuthRefusal } from './token-refresher.ts';
 
 export type { AccountCheck, AccountSnapshot } from './account-status.ts';
@@ -27,7 +27,7 @@ export type { AccountPool, AccountPoolOptions, Lease, LeaseRequest } from './acc
 
 export function createAccountPool(options: AccountPoolOptions): AccountPool {
   const { store, dialects, clock = Date.now, log = silentLog, dialectMode = 'auto' } = options;
-  const { cooldownMs = 60_000, quotaCooldownMs = 3_600_000, maxAttempts = 3, attemptBudgetMs = 20_000 } = options;
+  const { cooldownMs = 60_000, quotaCooldownMs = 3_600_000 } = options;
   const accountMaxConcurrency = options.accountMaxConcurrency ?? 2;
   const busyConversations = new Set<string>();
   const directory = createAccountDirectory({ store, dialectMode, clock, log, isBusy: (id) => slots.inFlight(id) > 0 });
@@ -236,7 +236,6 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     },
     serverAccounts,
     lease,
-    withFailover: (request, attempt) => runWithFailover(lease, { maxAttempts, attemptBudgetMs, clock }, request, attempt),
     bindConversation: (conversationId, accountId, details) => conversations.bind(conversationId, accountId, details),
     getConversation: (conversationId) => conversations.get(conversationId),
     updateParent: (conversationId, parentMessageId) => conversations.updateParent(conversationId, parentMessageId),

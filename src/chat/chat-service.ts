@@ -302,6 +302,8 @@ function isContentEvent(event: ChatEvent): boolean {
 function canFailOver(error: unknown): boolean {
   if (!(error instanceof GatewayError)) return false;
   if (error.code === 'conversation_busy' || error.status === 400 || error.status === 404) return false;
+  // A token refused even after its one refresh is that account's problem: the next account may well work.
+  if (error instanceof AuthenticationError && error.code === 'invalid_token') return true;
   return error.isRetryable || error.blamesAccount;
 }
 

@@ -1,0 +1,43 @@
+/**
+ * @module chat-accounts
+ * Adapts the account pool to the port the chat use case declares (chat/chat-ports.ts). Composition
+ * glue: it lives beside main.ts so that neither chat/ nor accounts/ has to know the other.
+ */
+import type { Account } from './accounts/account.ts';
+import type { AccountPool } from './accounts/account-pool.ts';
+import type { AccountDirectory } from './chat/chat-ports.ts';
+import { AuthenticationError } from './errors.ts';
+
+export function createChatAccounts(pool: AccountPool): AccountDirectory {
+  return {
+    async candidates(bearerTokens) {
+      if (bearerTokens) return pool.accountsFromBearer(bearerTokens);
+      const server = pool.serverAccounts();
+      if (server.length === 0) {
+        throw new AuthenticationError('No Kimi account: send "Authorization: Bearer <refresh token>" or configure KIMI_TOKENS.', { code: 'invalid_token' });
+      }
+      return server;
+    },
+    lease: (options) =>
+      pool.lease({
+        candidates: (options.accountId ? options.candidates.filter((account) => account.id === options.accountId) : options.candidates) as Account[],
+        conversationId: options.conversationId,
+        exclude: options.exclude,
+        signal: options.signal,
+      }),
+    getConversation: (conversationId) => pool.getConversation(conversationId),
+    async saveConversation(conversationId, record) {
+      const existing = await pool.getConversation(conversationId);
+      if (existing && existing.accountId === record.accountId) {
+        if (record.parentMessageId) await pool.updateParent(conversationId, record.parentMessageId);
+        return;
+      }
+      await pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway });
+    },
+    scheduleDeletion: async (conversationId, accountId, atMs) => {
+      await pool.scheduleDeletion(conversationId, accountId, atMs);
+    },
+    cancelDeletion: (conversationId) => pool.cancelDeletion(conversationId),
+  };
+}
+

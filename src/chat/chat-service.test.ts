@@ -1,0 +1,150 @@
+// The chat service's failover policy with the real account pool (issue 5; spec §3.4 reactive refresh, §10.6):
+// which failures move to another account, the one refresh after a 401, and the attempt and time bounds.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { FakeKimiUpstream, fakeClock, type FakeClock } from '../accounts/__fixtures__/fake-kimi-upstream.ts';
+import { createAccountPool, type AccountPool } from '../accounts/account-pool.ts';
+import { createChatAccounts } from '../chat-accounts.ts';
+import { AuthenticationError, InvalidRequestError, RateLimitError, UpstreamError } from '../errors.ts';
+import { openMemoryStore } from '../store/memory-store.ts';
+import type { ChatEvent, DialectName, KimiDialect, Session } from '../upstream/dialect.ts';
+import { createChatService, type ChatService } from './chat-service.ts';
+import { foldChatEvents } from './fold-chat-events.ts';
+import { createModelCatalog } from './model-catalog.ts';
+
+/** Decides what one upstream reply does; `name` is the account, from its access token (`a-access-1`). */
+type Reply = (name: string, accessToken: string, call: number) => (ChatEvent | Error)[] | Error;
+
+interface Setup {
+  chat: ChatService;
+  pool: AccountPool;
+  upstream: FakeKimiUpstream;
+  clock: FakeClock;
+  ids: string[];
+  calls: string[];
+}
+
+const silentLog = { info() {}, warn() {} };
+
+async function setup(names: string[], reply: Reply, limits: { maxAttempts?: number; attemptBudgetMs?: number } = {}): Promise<Setup> {
+  const clock = fakeClock();
+  const upstream = new FakeKimiUpstream({ clock: clock.now });
+  for (const name of names) upstream.register(name, `${name}-refresh-0`);
+  const calls: string[] = [];
+  const withReplies = (dialect: KimiDialect): KimiDialect => ({
+    ...dialect,
+    async *streamReply(session: Session) {
+      const name = session.accessToken.split('-')[0];
+      calls.push(session.accessToken);
+      const outcome = reply(name, session.accessToken, calls.length);
+      if (outcome instanceof Error) throw outcome;
+      for (const item of outcome) {
+        if (item instanceof Error) throw item;
+        yield item;
+      }
+    },
+  });
+  const base = upstream.dialects();
+  const dialects: Record<DialectName, KimiDialect> = { current: withReplies(base.current), legacy: withReplies(base.legacy) };
+  const pool = createAccountPool({ store: await openMemoryStore({ clock: clock.now }), dialects, clock: clock.now, reloadIntervalMs: 0, sweepIntervalMs: 0 });
+  const accounts = await pool.addServerAccounts(names.map((name) => `${name}-refresh-0`));
+  const chat = createChatService({
+    dialects,
+    accounts: createChatAccounts(pool),
+    attachments: { open: () => Promise.reject(new Error('no attachments in these tests')) },
+    catalog: createModelCatalog({ chatModel: 'k2d6-chat', chatScenario: 'SCENARIO_CHAT', thinkingEffort: 'REASONING_EFFORT_LOW' }),
+    retentionSeconds: -1,
+    maxAttempts: limits.maxAttempts ?? 3,
+    attemptBudgetMs: limits.attemptBudgetMs ?? 20_000,
+    log: silentLog,
+    clock: clock.now,
+  });
+  return { chat, pool, upstream, clock, ids: accounts.map((account) => account.id), calls };
+}
+
+function answer(text: string): ChatEvent[] {
+  return [{ type: 'conversation-start', conversationId: `chat-${text}` }, { type: 'text-delta', text }, { type: 'finish', reason: 'stop' }];
+}
+
+function ask(chat: ChatService) {
+  return foldChatEvents(chat.streamChat({ messages: [{ role: 'user', content: 'hi' }] }, new AbortController().signal).events);
+}
+
+describe('failover before the first byte', () => {
+  test('a limit on the first account fails over to the next and cools the first', async () => {
+    const { chat, pool, ids, calls } = await setup(['a', 'b'], (name, token) =>
+      name === 'a' ? new RateLimitError('rate_limited', 'limit', { retryAfterMs: 10_000 }) : answer(token),
+    );
+    assert.equal((await ask(chat)).text, 'b-access-1');
+    assert.deepEqual(calls, ['a-access-1', 'b-access-1']);
+    const states = Object.fromEntries((await pool.snapshot()).map((entry) => [entry.id, entry.state]));
+    assert.equal(states[ids[0]], 'cooling');
+    await pool.close();
+  });
+
+  test('an auth failure refreshes once and retries the same account (§3.4)', async () => {
+    const { chat, pool, upstream, calls } = await setup(['a', 'b'], (_name, token, call) =>
+      call === 1 ? new AuthenticationError('401 from upstream', { blamesAccount: true }) : answer(token),
+    );
+    assert.equal((await ask(chat)).text, 'a-access-2');
+    assert.deepEqual(calls, ['a-access-1', 'a-access-2']);
+    assert.equal(upstream.refreshCalls.length, 2, 'one refresh to start, one after the 401; b was never needed');
+    await pool.close();
+  });
+
+  test('an auth failure whose refresh is refused marks the account invalid and moves on', async () => {
+    let revoke: () => void = () => {};
+    const { chat, pool, upstream, ids } = await setup(['a', 'b'], (name, token) => {
+      if (name !== 'a') return answer(token);
+      revoke();
+      return new AuthenticationError('401', { blamesAccount: true });
+    });
+    revoke = () => upstream.revoke('a'); // the refresh after the 401 is refused
+    assert.equal((await ask(chat)).text, 'b-access-1');
+    const states = Object.fromEntries((await pool.snapshot()).map((entry) => [entry.id, entry.state]));
+    assert.equal(states[ids[0]], 'invalid');
+    await pool.close();
+  });
+
+  test('a non-retryable error is thrown at once; retryable ones stop after maxAttempts with the last error', async () => {
+    const first = await setup(['a', 'b', 'c', 'd'], () => new InvalidRequestError('bad prompt'), { maxAttempts: 3 });
+    await assert.rejects(ask(first.chat), InvalidRequestError);
+    assert.equal(first.calls.length, 1);
+    await first.pool.close();
+    const second = await setup(['a', 'b', 'c', 'd'], (_name, _token, call) => new UpstreamError(`upstream 502 #${call}`, { isRetryable: true }), { maxAttempts: 3 });
+    await assert.rejects(ask(second.chat), /upstream 502 #3/);
+    assert.equal(second.calls.length, 3);
+    await second.pool.close();
+  });
+
+  test('with every account tried, the last upstream error is the answer', async () => {
+    const { chat, pool } = await setup(['a'], () => new UpstreamError('upstream down', { isRetryable: true }));
+    await assert.rejects(ask(chat), /upstream down/);
+    await pool.close();
+  });
+
+  test('no attempt starts after the time budget', async () => {
+    let clockRef: FakeClock | undefined;
+    const { chat, pool, clock, calls } = await setup(
+      ['a', 'b', 'c'],
+      () => {
+        clockRef?.advance(1_500);
+        return new UpstreamError('slow', { isRetryable: true });
+      },
+      { attemptBudgetMs: 1_000 },
+    );
+    clockRef = clock;
+    await assert.rejects(ask(chat), /slow/);
+    assert.equal(calls.length, 1);
+    await pool.close();
+  });
+
+  test('after the first text, a failure is the client\'s error: no second account is tried', async () => {
+    const { chat, pool, calls } = await setup(['a', 'b'], (name, token) =>
+      name === 'a' ? [...answer(token).slice(0, 2), new UpstreamError('reset mid-answer', { isRetryable: true })] : answer(token),
+    );
+    await assert.rejects(ask(chat), /reset mid-answer/);
+    assert.equal(calls.length, 1);
+    await pool.close();
+  });
+});
