@@ -5,7 +5,7 @@
  */
 import { newDecimalId, newUuidLikeId, newXid } from './ids.ts';
 import type { TokenClaims, TokenFamily, TokenProblem, TokenSigner } from './tokens.ts';
-import type { MessageStatus, ParseStatus, SimulatedAccount } from './simulator-types.ts';
+import type { MessageStatus, ParseStatus, SimulatedAccount, SimulatedFile } from './simulator-types.ts';
 
 export interface Settings {
   accessTokenTtlSeconds: number;
@@ -42,15 +42,8 @@ export interface ChatRecord {
   activeStream?: AbortController;
 }
 
-export interface FileRecord {
-  id: string;
-  name: string;
-  contentType: string;
-  sizeBytes: number;
-  sha256: string;
-  kind: 'image' | 'document';
-  via: 'upload' | 'legacy';
-  uploadedAt: number;
+/** What the simulator stores per file: the public view minus its derived status, plus how parsing will go. */
+export interface FileRecord extends Omit<SimulatedFile, 'status'> {
   parseDelayMs: number;
   outcome: 'success' | 'failed';
 }
