@@ -5,10 +5,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { startSimulator, type SimulatedAccount, type Simulator, type SimulatorOptions } from '../../simulator/simulator.ts';
-import { loadConfig } from '../../src/config.ts';
-import { startGateway, type Gateway } from '../../src/main.ts';
+import type { Gateway } from '../../src/main.ts';
+import { startGatewayInstance } from './gateway-instance.ts';
 
 export interface StackOptions {
   /** Extra gateway settings (environment names). */
@@ -48,24 +47,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   );
   const folder = mkdtempSync(join(tmpdir(), 'kfa-stack-'));
   const stateFile = join(folder, 'state.json');
-  const config = loadConfig({
-    env: {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      KIMI_BASE_URL: simulator.url,
-      KIMI_AUTH_URL: simulator.url,
-      KIMI_LEGACY_BASE_URL: simulator.url,
-      STATE_FILE: stateFile,
-      LOG_LEVEL: 'info',
-      ALLOW_PRIVATE_ATTACHMENT_URLS: '1',
-      ...(options.serverPool ? { KIMI_TOKENS: tokens.join(',') } : {}),
-      ...options.env,
-    },
+  const instance = await startGatewayInstance(simulator, {
+    STATE_FILE: stateFile,
+    ALLOW_PRIVATE_ATTACHMENT_URLS: '1',
+    ...(options.serverPool ? { KIMI_TOKENS: tokens.join(',') } : {}),
+    ...options.env,
   });
-  const logStream = new PassThrough();
-  const logChunks: string[] = [];
-  logStream.on('data', (chunk: Buffer) => logChunks.push(chunk.toString('utf8')));
-  const gateway = await startGateway(config, { logDestination: logStream });
+  const { gateway } = instance;
   return {
     gatewayUrl: gateway.url,
     simulator,
@@ -74,9 +62,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     tokens,
     gateway,
     stateFile,
-    logs: () => logChunks.join(''),
+    logs: instance.logs,
     async close() {
-      await gateway.close(200);
+      await instance.close();
       if (!options.existingSimulator) await simulator.close();
       rmSync(folder, { recursive: true, force: true });
     },
