@@ -48,13 +48,18 @@ export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOu
   const iterator = options.events[Symbol.asyncIterator]();
   const first = await iterator.next();
   response.writeHead(200, sseHeaders(options.headers));
-  response.flushHeaders();
   options.onHeadersSent?.();
   const writer = createCoalescingWriter(response, options.keepAliveMs ?? 15_000);
   try {
     let step = first;
+    let isFirst = true;
     while (!step.done) {
       writer.push(options.encode(step.value));
+      if (isFirst) {
+        // The status line and headers leave with the first event's text, in one write and at once.
+        writer.flushNow();
+        isFirst = false;
+      }
       if (response.writableNeedDrain) await writer.drained(signal);
       if (signal.aborted) break;
       step = await iterator.next();
@@ -89,6 +94,8 @@ async function endAfterAbort<Event>(options: SseOptions<Event>, writer: Coalesci
 
 interface CoalescingWriter {
   push(text: string): void;
+  /** Writes what is pending now; with nothing pending, sends the headers alone so the client knows the answer started. */
+  flushNow(): void;
   drained(signal: AbortSignal): Promise<void>;
   end(): Promise<void>;
   stop(): void;
@@ -125,6 +132,10 @@ function createCoalescingWriter(response: ServerResponse, keepAliveMs: number): 
         isScheduled = true;
         setImmediate(flush);
       }
+    },
+    flushNow() {
+      if (pending) flush();
+      else if (!response.headersSent && !response.destroyed) response.flushHeaders();
     },
     drained(signal) {
       if (!response.writableNeedDrain || response.destroyed) return Promise.resolve();
