@@ -285,6 +285,17 @@ describe('the hand-checked fast path for content appends', () => {
     assert.deepEqual(fastState, slowState);
   });
 
+  it('skips plain heartbeats without touching the state (§3.6), and sends odd ones through the schema', () => {
+    const state = { ...initialStreamState(), lastEventOffset: 4 };
+    for (const heartbeat of [{ heartbeat: {} }, { eventOffset: 4, heartbeat: {} }]) {
+      const result = mapConnectFrame(state, heartbeat, options);
+      assert.equal(result.state, state);
+      assert.deepEqual([result.events, result.unknowns], [[], []]);
+    }
+    const odd = mapConnectFrame(state, { heartbeat: {}, pulse: { beat: 1 } }, options);
+    assert.deepEqual(odd.unknowns, [{ kind: 'event', name: 'pulse' }]);
+  });
+
   it('leaves anything unusual to the schema path, so unknown parts are still reported', () => {
     const odd = mapConnectFrame(initialStreamState(), { op: 'append', mask: 'block.text.content', eventOffset: 1, block: { id: '0_0', text: { content: 'x' }, blob: {} } }, options);
     assert.deepEqual(odd.unknowns, [{ kind: 'field', name: 'block.blob' }]);

@@ -85,6 +85,7 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
     }
     return { state: mapBlock(state, 'append', fast.block, options, events, unknowns), events, unknowns };
   }
+  if (isPlainHeartbeat(payload)) return { state, events, unknowns };
   const parsed = frameSchema.safeParse(payload);
   if (!parsed.success) return { state, events, unknowns: [{ kind: 'event', name: Array.isArray(payload) ? 'array' : typeof payload }] };
   const frame = parsed.data;
@@ -188,6 +189,17 @@ function contentAppendOf(payload: unknown): { eventOffset?: number; block: Block
   for (const key in part) if (key !== 'content') return undefined;
   if (typeof part.content !== 'string') return undefined;
   return { eventOffset: frame.eventOffset as number | undefined, block: block as Block };
+}
+
+/** `{"heartbeat":{}}`, optionally with `eventOffset` (§3.6): a third of a short answer's frames, and they carry nothing. */
+function isPlainHeartbeat(payload: unknown): boolean {
+  if (typeof payload !== 'object' || payload === null) return false;
+  const frame = payload as Record<string, unknown>;
+  const heartbeat = frame.heartbeat as Record<string, unknown> | null | undefined;
+  if (typeof heartbeat !== 'object' || heartbeat === null) return false;
+  for (const key in heartbeat) return false;
+  for (const key in frame) if (key !== 'heartbeat' && !(key === 'eventOffset' && typeof frame.eventOffset === 'number')) return false;
+  return true;
 }
 
 function mapBlock(
