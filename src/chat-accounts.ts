@@ -34,6 +34,8 @@ export function createChatAccounts(pool: AccountPool): AccountDirectory {
       }
       await pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway });
     },
+    recordNewConversation: (conversationId, record, deleteAtMs) =>
+      pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway, deleteAt: deleteAtMs }),
     scheduleDeletion: async (conversationId, accountId, atMs) => {
       await pool.scheduleDeletion(conversationId, accountId, atMs);
     },

@@ -78,7 +78,7 @@ export interface AccountPool {
   accountsFromBearer(tokens: readonly string[]): Promise<Account[]>;
   serverAccounts(): Account[];
   lease(request?: LeaseRequest): Promise<Lease>;
-  bindConversation(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean }): Promise<void>;
+  bindConversation(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number }): Promise<void>;
   getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
   updateParent(conversationId: string, parentMessageId: string): Promise<void>;
   scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;

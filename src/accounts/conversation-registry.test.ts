@@ -71,6 +71,21 @@ describe('temporary chat deletion (§10.3)', () => {
     await pool.close();
   });
 
+  test('binding a new chat with deleteAt schedules it in the same step; a chat not ours is never scheduled that way', async () => {
+    const clock = fakeClock();
+    const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
+    await pool.bindConversation('chat-new', accountId, { createdByGateway: true, parentMessageId: 'm-1', deleteAt: clock.now() + 600_000 });
+    await pool.bindConversation('chat-web', accountId, { createdByGateway: false, deleteAt: clock.now() + 600_000 });
+    assert.deepEqual(await pool.getConversation('chat-new'), { accountId, createdByGateway: true, parentMessageId: 'm-1', deleteAfter: clock.now() + 600_000 });
+    assert.equal((await pool.getConversation('chat-web'))?.deleteAfter, undefined);
+    clock.advance(599_999);
+    assert.equal(await pool.sweepDeletions(), 0);
+    clock.advance(1);
+    assert.equal(await pool.sweepDeletions(), 1);
+    assert.deepEqual(deletions, [`${accountId}/chat-new`]);
+    await pool.close();
+  });
+
   test('continuing a chat resets its clock; a chat in use is not deleted under its feet', async () => {
     const clock = fakeClock();
     const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);

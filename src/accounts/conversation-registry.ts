@@ -43,7 +43,8 @@ export interface ConversationRegistryOptions {
 }
 
 export interface ConversationRegistry {
-  bind(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean }): Promise<void>;
+  /** Records the chat's account; `deleteAt` also schedules its deletion (a chat the gateway just created: no reads needed). */
+  bind(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number }): Promise<void>;
   get(conversationId: string): Promise<ConversationRecord | undefined>;
   updateParent(conversationId: string, parentMessageId: string): Promise<void>;
   /** Schedules (or moves) the deletion; false when the chat is unknown, not ours, or bound to another account. */
@@ -106,6 +107,12 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
     async bind(conversationId, accountId, details) {
       const record: ConversationRecord = { accountId, createdByGateway: details.createdByGateway };
       if (details.parentMessageId) record.parentMessageId = details.parentMessageId;
+      if (details.deleteAt !== undefined && details.createdByGateway) {
+        // The job first: a crash between the two writes still deletes the chat.
+        const job: DeletionJob = { conversationId, accountId, atMs: details.deleteAt, attempts: 0 };
+        await setJson(store, storeKeys.deletion(conversationId), job);
+        record.deleteAfter = details.deleteAt;
+      }
       await setJson(store, storeKeys.conversation(conversationId), record);
     },
     async updateParent(conversationId, parentMessageId) {

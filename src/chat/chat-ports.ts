@@ -46,6 +46,11 @@ export interface AccountDirectory {
   lease(options: LeaseOptions): Promise<AccountLease>;
   getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
   saveConversation(conversationId: string, record: ConversationRecord): Promise<void>;
+  /**
+   * Records a chat this gateway has just created (so no record exists yet), and schedules its deletion at
+   * `deleteAtMs` when given: two writes and no reads, once per answer.
+   */
+  recordNewConversation(conversationId: string, record: ConversationRecord, deleteAtMs?: number): Promise<void>;
   /** Deletes the chat at `atMs` (kept in the state store so a restart still deletes it). */
   scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
   /** Forgets a scheduled deletion (the chat is being continued). */

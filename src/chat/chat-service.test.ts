@@ -26,7 +26,7 @@ interface Setup {
 
 const silentLog = { info() {}, warn() {} };
 
-async function setup(names: string[], reply: Reply, limits: { maxAttempts?: number; attemptBudgetMs?: number } = {}): Promise<Setup> {
+async function setup(names: string[], reply: Reply, limits: { maxAttempts?: number; attemptBudgetMs?: number; retentionSeconds?: number } = {}): Promise<Setup> {
   const clock = fakeClock();
   const upstream = new FakeKimiUpstream({ clock: clock.now });
   for (const name of names) upstream.register(name, `${name}-refresh-0`);
@@ -53,7 +53,7 @@ async function setup(names: string[], reply: Reply, limits: { maxAttempts?: numb
     accounts: createChatAccounts(pool),
     attachments: { open: () => Promise.reject(new Error('no attachments in these tests')) },
     catalog: createModelCatalog({ chatModel: 'k2d6-chat', chatScenario: 'SCENARIO_CHAT', thinkingEffort: 'REASONING_EFFORT_LOW' }),
-    retentionSeconds: -1,
+    retentionSeconds: limits.retentionSeconds ?? -1,
     maxAttempts: limits.maxAttempts ?? 3,
     attemptBudgetMs: limits.attemptBudgetMs ?? 20_000,
     log: silentLog,
@@ -69,6 +69,28 @@ function answer(text: string): ChatEvent[] {
 function ask(chat: ChatService) {
   return foldChatEvents(chat.streamChat({ messages: [{ role: 'user', content: 'hi' }] }, new AbortController().signal).events);
 }
+
+describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
+  test('an answered chat is kept for the retention, then the sweeper deletes it', async () => {
+    const { chat, pool, upstream, clock, ids } = await setup(['a'], (_name, token) => answer(token), { retentionSeconds: 600 });
+    assert.equal((await ask(chat)).text, 'a-access-1');
+    assert.deepEqual(await pool.getConversation('chat-a-access-1'), { accountId: ids[0], createdByGateway: true, deleteAfter: clock.now() + 600_000 });
+    assert.equal(await pool.sweepDeletions(), 0);
+    clock.advance(600_000);
+    assert.equal(await pool.sweepDeletions(), 1);
+    assert.deepEqual(upstream.deleted.map((entry) => entry.conversationId), ['chat-a-access-1']);
+    await pool.close();
+  });
+
+  test('a chat that failed before answering is deleted at once and never recorded', async () => {
+    const { chat, pool, upstream } = await setup(['a'], () => [{ type: 'conversation-start', conversationId: 'chat-broken' }, new InvalidRequestError('refused')], { retentionSeconds: 600 });
+    await assert.rejects(ask(chat), InvalidRequestError);
+    await chat.idle();
+    assert.equal(await pool.getConversation('chat-broken'), undefined);
+    assert.deepEqual(upstream.deleted.map((entry) => entry.conversationId), ['chat-broken']);
+    await pool.close();
+  });
+});
 
 describe('failover before the first byte', () => {
   test('a limit on the first account fails over to the next and cools the first', async () => {

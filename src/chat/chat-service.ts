@@ -257,18 +257,20 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     if (!conversationId) return;
     const createdByGateway = continued ? continued.record.createdByGateway : true;
     const parentMessageId = outcome.messageId ?? continued?.record.parentMessageId;
+    const record: ConversationRecord = { accountId: lease.account.id, parentMessageId, createdByGateway };
+    // Kept for continuation until then; undefined when kept for good, or when it goes now.
+    const deleteAt = wasAnswered && createdByGateway && options.retentionSeconds > 0 ? clock() + options.retentionSeconds * 1000 : undefined;
     try {
-      if (wasAnswered || continued) {
-        await options.accounts.saveConversation(conversationId, { accountId: lease.account.id, parentMessageId, createdByGateway });
+      if (continued) {
+        await options.accounts.saveConversation(conversationId, record);
+        if (deleteAt !== undefined) await options.accounts.scheduleDeletion(conversationId, lease.account.id, deleteAt);
+      } else if (wasAnswered) {
+        await options.accounts.recordNewConversation(conversationId, record, deleteAt);
       }
-      if (!createdByGateway || options.retentionSeconds < 0) return;
-      if (options.retentionSeconds === 0 || !wasAnswered) {
-        // Nobody can continue a chat that failed before answering, or when retention is zero.
-        const session = await lease.session(AbortSignal.timeout(10_000));
-        track(deleteConversation(lease.account, conversationId, session));
-        return;
-      }
-      await options.accounts.scheduleDeletion(conversationId, lease.account.id, clock() + options.retentionSeconds * 1000);
+      if (!createdByGateway || options.retentionSeconds < 0 || deleteAt !== undefined) return;
+      // Nobody can continue a chat that failed before answering, or when retention is zero.
+      const session = await lease.session(AbortSignal.timeout(10_000));
+      track(deleteConversation(lease.account, conversationId, session));
     } catch (error) {
       options.log.warn({ err: error, account: lease.account.id }, 'could not record or clean up the conversation');
     }
