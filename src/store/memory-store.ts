@@ -207,7 +207,9 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
       return makeLock(key, token);
     },
     async scan(prefix) {
-      return [...liveEntries().keys()].filter((key) => key.startsWith(prefix));
+      const keys: string[] = [];
+      for (const key of entries.keys()) if (key.startsWith(prefix) && read(key)) keys.push(key);
+      return keys;
     },
     flush,
     syncFromFile,
