@@ -3,7 +3,8 @@
  * `npm run bench` (issue 7): runs B1–B6 on loopback against the simulator, side by side with direct access
  * and the two reference proxies, and prints one table per benchmark and the targets met or missed.
  * Flags: --quick (about 1 minute), --only B1,B4 (a subset), --json FILE (raw sections for docs),
- * --profile DIR (steady-state CPU profiles of each server during B4, for finding hot spots).
+ * --profile DIR (steady-state CPU profiles of each server during B4, for finding hot spots),
+ * --gateway-env KEY=VALUE,... (extra gateway settings for what-if runs, e.g. STATE_FILE= or CHAT_RETENTION_SECONDS=-1).
  * Never part of `npm test`: timings are reported, not asserted.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,12 +23,15 @@ import type { Target } from './lib/clients.ts';
 import { renderChecks, renderSection, type Section } from './lib/report.ts';
 import { benchSettings } from './lib/settings.ts';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, json: { type: 'string' }, profile: { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, json: { type: 'string' }, profile: { type: 'string' }, 'gateway-env': { type: 'string' } } });
 const settings = benchSettings(values.quick === true, values.profile ? resolve(values.profile) : undefined);
 // The profile folder may not exist yet; each server process writes its profile into it.
 if (settings.profileDir) mkdirSync(settings.profileDir, { recursive: true });
 const selected = new Set((values.only ?? 'B1,B2,B3,B4,B5,B6').toUpperCase().split(',').map((id) => id.trim()));
 const wants = (id: string) => selected.has(id);
+const gatewayEnv = Object.fromEntries(
+  (values['gateway-env'] ?? '').split(',').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+);
 
 function machine(): string {
   const cpu = cpus();
@@ -55,7 +59,7 @@ if (wants('B5') && limit < 8_192) process.stdout.write(`warning: open-file limit
  * (conversation records), so sharing one gateway would make later figures depend on the earlier load.
  */
 async function withReferenceStack(run: (all: Target[], stack: Awaited<ReturnType<typeof startBenchStack>>) => Promise<void>): Promise<void> {
-  const stack = await startBenchStack({ members: ['pass-through', 're-encoding', 'gateway'], accounts: 4 });
+  const stack = await startBenchStack({ members: ['pass-through', 're-encoding', 'gateway'], accounts: 4, gatewayEnv });
   try {
     await run([stack.targets.direct, stack.targets['pass-through']!, stack.targets['re-encoding']!, stack.targets.gateway!], stack);
   } finally {

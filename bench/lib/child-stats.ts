@@ -56,6 +56,7 @@ export function reportChildFailure(error: unknown): never {
 async function startProfile(session: Session): Promise<void> {
   session.connect();
   await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: Number(process.env.BENCH_PROFILE_INTERVAL_US ?? 1000) });
   await session.post('Profiler.start');
 }
 
