@@ -210,6 +210,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     log.warn({}, 'KIMI_TOKENS is set without API_KEYS: anyone who can reach this port can use the pool. Set API_KEYS.');
   }
   log.info({ port, host: config.HOST, dialect: config.KIMI_DIALECT, store: store.kind, accounts: config.serverTokens.length }, 'kimi-free-api listening');
+  log.flush(); // start-up lines now, not with the first batch
 
   async function close(graceMs = config.SHUTDOWN_GRACE_MS): Promise<void> {
     if (isClosing) return;
@@ -231,6 +232,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   if (options.handleSignals) {
     const onSignal = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'shutting down: no new requests; open streams may finish');
+      log.flush();
       void close().then(
         () => process.exit(0),
         (error: unknown) => {
