@@ -66,7 +66,7 @@ async function serve(graceMs: number, name: string): Promise<Served> {
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     void exited.then((code) => reject(new Error(`the gateway exited (${code}) during start-up: ${output}`)));
   });
-  return { child, url: `http://127.0.0.1:${port}`, port, exited };
+  return { child, url: `http://127.0.0.1:${port}`, port, exited, output: () => output };
 }
 
 /** Starts a slow stream; resolves `started` at its first content chunk and `result` when it ends. */
@@ -115,6 +115,10 @@ test('SIGTERM with streams open and enough grace: new connections refused, open 
     assert.equal(result.text, simulatedReply({ userText: prompts[index], turn: 1 }).text);
   });
   assert.equal(await served.exited, 0);
+  // Standard output is written in batches: whatever was pending at exit must still be there.
+  const lines = served.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { msg: string; route?: string });
+  assert.equal(lines.filter((line) => line.msg === 'request' && line.route === '/v1/chat/completions').length, 3, 'one request line per stream');
+  assert.equal(lines.at(-1)?.msg, 'kimi-free-api stopped');
 });
 
 test('SIGTERM with streams longer than SHUTDOWN_GRACE_MS: they end with a shutting_down error payload and no [DONE], exit code 0 soon after the grace', async () => {
