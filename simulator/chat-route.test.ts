@@ -57,6 +57,16 @@ describe('Chat stream (§3.14 a)', () => {
     assert.equal(answerText(events), simulatedReply({ userText: '1+1= 你好', turn: 1 }).text);
   });
 
+  test('long-answer: the paragraph 40 times, numbered, over hundreds of text frames (bench B4)', async () => {
+    const prompt = 'Write a lot. [[sim:long-answer]]';
+    const response = await postChat(simulator.url, account.accessToken, chatBody(prompt));
+    const expected = simulatedReply({ userText: prompt, turn: 1, paragraphs: 40 }).text;
+    assert.equal(answerText(response.events), expected);
+    assert.equal(expected.split('\n').length, 40);
+    assert.match(expected.split('\n')[39], /^40\. Simulated reply to:/);
+    assert.ok(response.events.filter((event) => event.mask === 'block.text.content').length >= 450);
+  });
+
   test('thinking (§3.14 b): multiStage START, think set + appends, multiStage END, then text', async () => {
     const { events } = await postChat(simulator.url, account.accessToken, chatBody('17*23?', { thinking: true }));
     const masks = events.map((event) => event.mask).filter(Boolean);

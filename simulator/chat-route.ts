@@ -11,7 +11,7 @@ import { decodeSingleEnvelope, encodeEnvelope, encodeJsonEnvelope, FLAG_DATA, FL
 import { currentFileWire } from './file-wire.ts';
 import { readBody, recordText, requireAccount, sendConnectError, type RouteContext } from './http-io.ts';
 import { newUuidLikeId } from './ids.ts';
-import { collapseText, searchQueryOf, simulatedReply, simulatedThinkingText } from './reply-text.ts';
+import { collapseText, LONG_ANSWER_PARAGRAPHS, searchQueryOf, simulatedReply, simulatedThinkingText } from './reply-text.ts';
 import { scenarioApplies, scenarioFromPrompt, type ScenarioName } from './scenarios.ts';
 import { withToolReply } from './tool-replies.ts';
 import type { AccountRecord, ChatRecord, FileRecord, StreamSlot } from './state.ts';
@@ -130,6 +130,7 @@ async function streamTurn(
     files: files.map((file) => ({ name: file.name, sizeBytes: file.sizeBytes, sha256: file.sha256 })),
     search: request.search,
     markerStyle: scenario === 'search-alt-markers' ? '1f6e0' : 'e3a3',
+    paragraphs: scenario === 'long-answer' ? LONG_ANSWER_PARAGRAPHS : 1,
   }), request.text, scenario);
   const userMessage = storesUser
     ? state.addMessage(chat, { role: 'user', parentId: request.parentId, text: request.text, fileIds: request.fileIds, status: 'completed', scenario: request.apiScenario })

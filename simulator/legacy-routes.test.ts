@@ -64,6 +64,14 @@ describe('legacy completion stream (§2.5, §2.6)', () => {
     assert.equal(whole, simulatedReply({ userText: '[[sim:legacy-length]] long', turn: 1, markerStyle: 'none' }).text);
   });
 
+  test('long-answer: the paragraph 40 times over many cmpl events', async () => {
+    const chatId = await newChat();
+    const prompt = '[[sim:long-answer]] many events';
+    const response = await postLegacyCompletion(simulator.url, accessToken, chatId, { messages: [{ role: 'user', content: prompt }] });
+    assert.equal(joined(response.events, 'cmpl'), simulatedReply({ userText: prompt, turn: 1, markerStyle: 'none', paragraphs: 40 }).text);
+    assert.ok(response.events.filter((event) => event.event === 'cmpl').length >= 400);
+  });
+
   test('mid-stream error, overload text, token too long (§2.8, §9 D13)', async () => {
     const chatId = await newChat();
     const mid = await postLegacyCompletion(simulator.url, accessToken, chatId, { messages: [{ role: 'user', content: '[[sim:legacy-error-mid-stream]]' }] });

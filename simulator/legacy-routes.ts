@@ -7,7 +7,7 @@
 import { field, isObject, readJsonObject, requireAccount, sendJson, sendLegacyError, type RouteContext, type RouteHandler } from './http-io.ts';
 import { newXid, XID_PATTERN } from './ids.ts';
 import { buildContinuationScript, buildLegacyScript, type LegacyItem, type LegacyScript } from './legacy-script.ts';
-import { collapseText, searchQueryOf, simulatedReply, simulatedSearchSources, simulatedThinkingText } from './reply-text.ts';
+import { collapseText, LONG_ANSWER_PARAGRAPHS, searchQueryOf, simulatedReply, simulatedSearchSources, simulatedThinkingText } from './reply-text.ts';
 import { scenarioApplies, scenarioFromPrompt, type ScenarioName } from './scenarios.ts';
 import { withToolReply } from './tool-replies.ts';
 import type { AccountRecord, ChatRecord } from './state.ts';
@@ -175,7 +175,7 @@ async function answer(context: RouteContext, owner: AccountRecord, chat: ChatRec
   const isFirstTurn = chat.messages.length === 0;
   const turn = chat.messages.filter((message) => message.role === 'user').length + 1;
   const files = request.refs.map((id) => owner.files.get(id)!);
-  const reply = withToolReply(simulatedReply({ userText: request.text, turn, files, search: request.search, markerStyle: 'none' }), request.text, scenario);
+  const reply = withToolReply(simulatedReply({ userText: request.text, turn, files, search: request.search, markerStyle: 'none', paragraphs: scenario === 'long-answer' ? LONG_ANSWER_PARAGRAPHS : 1 }), request.text, scenario);
   const user = state.addMessage(chat, { role: 'user', parentId: chat.messages.at(-1)?.id, text: request.text, fileIds: request.refs, status: 'completed' });
   const assistant = state.addMessage(chat, { role: 'assistant', parentId: user.id, text: reply.text, fileIds: [], status: 'generating' });
   const rename = isFirstTurn ? collapseText(request.text, 30) : undefined;

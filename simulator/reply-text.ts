@@ -21,7 +21,12 @@ export interface ReplyInput {
   files?: ReplyFile[];
   search?: boolean;
   markerStyle?: MarkerStyle;
+  /** How many times the opening paragraph is written (numbered from the second on). Default 1. */
+  paragraphs?: number;
 }
+
+/** Paragraphs of the `long-answer` scenario. */
+export const LONG_ANSWER_PARAGRAPHS = 40;
 
 export interface SearchSourceSpec {
   id: string;
@@ -85,7 +90,9 @@ function searchSentence(sources: SearchSourceSpec[], style: MarkerStyle): string
 
 export function simulatedReply(input: ReplyInput): SimulatedReply {
   const style = input.markerStyle ?? 'e3a3';
-  let text = `Simulated reply to: "${collapseText(input.userText, 120)}" (turn ${input.turn}) 模拟回复，你好世界 🌏`;
+  const paragraph = `Simulated reply to: "${collapseText(input.userText, 120)}" (turn ${input.turn}) 模拟回复，你好世界 🌏`;
+  let text = paragraph;
+  for (let index = 2; index <= (input.paragraphs ?? 1); index += 1) text += `\n${index}. ${paragraph}`;
   for (const file of input.files ?? []) {
     text += `\nFile: ${file.name} (${file.sizeBytes} bytes, sha256 ${file.sha256.slice(0, 12)})`;
   }

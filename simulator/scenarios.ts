@@ -57,6 +57,7 @@ export const SCENARIOS = {
   'tools-malformed': { kinds: STREAMS, description: 'Issue 9: when tools are offered, the call carries broken JSON (tool-replies.ts).' },
   'tools-unknown-tool': { kinds: STREAMS, description: 'Issue 9: when tools are offered, it calls a tool that was not offered.' },
   'tools-ignored': { kinds: STREAMS, description: 'Issue 9: when tools are offered, it answers in prose and calls nothing.' },
+  'long-answer': { kinds: STREAMS, description: 'The reply paragraph 40 times over (about 500 text frames/events): streams with many events (bench B4).' },
   ...DRIFT_SCENARIOS,
 } as const satisfies Record<string, { kinds: readonly RequestKind[]; description: string }>;
 
