@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { foldChatEvents } from '../chat/fold-chat-events.ts';
 import type { ChatEvent } from '../upstream/dialect.ts';
-import { createChunkMapper, toChatCompletion } from './to-openai.ts';
+import type { ChatOutputEvent } from '../chat/tools/tool-events.ts';
+import { createChunkMapper, createSseChunkEncoder, toChatCompletion } from './to-openai.ts';
 
 const events: ChatEvent[] = [
   { type: 'conversation-start', conversationId: 'chat-123' },
@@ -35,6 +36,27 @@ test('without include_usage there is no usage chunk; content_filter is spelled t
   assert.equal(chunks.length, 2);
   assert.equal(chunks[1].choices[0].finish_reason, 'content_filter');
   assert.equal('usage' in chunks[1], false);
+});
+
+test('the SSE encoder writes byte for byte what stringifying each chunk writes, for every kind of text', () => {
+  const awkward = ['plain', '"quoted" \\ back\\slash', 'line\nbreak\ttab\u0001', '你好 🌏', '\u2028\u2029', '\uD83D', '</script>', ''];
+  for (const includeUsage of [false, true]) {
+    const sequence: ChatOutputEvent[] = [
+      { type: 'message-start', messageId: 'm-1' },
+      { type: 'text-delta', text: 'before the chat id' },
+      { type: 'conversation-start', conversationId: 'chat-"odd"-id' },
+      ...awkward.flatMap((text): ChatOutputEvent[] => [{ type: 'reasoning-delta', text }, { type: 'text-delta', text }]),
+      { type: 'usage', promptTokens: 1, completionTokens: 2, isEstimate: true },
+      { type: 'finish', reason: 'stop' },
+    ];
+    const options = { model: 'kimi "k2"', includeUsage, created: 1_700_000_000 };
+    const mapper = createChunkMapper(options);
+    const expected = sequence.map((event) => mapper.map(event).map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join(''));
+    const encoder = createSseChunkEncoder(options);
+    // Before the chat id arrives each side makes its own random chatcmpl- id.
+    const sameId = (texts: string[]) => texts.map((text) => text.replace(/chatcmpl-[0-9a-f-]+/g, 'chatcmpl-random'));
+    assert.deepEqual(sameId(sequence.map((event) => encoder.encode(event))), sameId(expected));
+  }
 });
 
 test('the folded completion carries the same content, reasoning, sources and usage', async () => {

@@ -22,6 +22,7 @@ export interface ChunkMapper {
   /** Chunks to send for one event (often none). */
   map(event: ChatOutputEvent): ChatCompletionChunk[];
   readonly id: string;
+  readonly created: number;
 }
 
 export function createChunkMapper(options: ChunkMapperOptions): ChunkMapper {
@@ -82,6 +83,43 @@ export function createChunkMapper(options: ChunkMapperOptions): ChunkMapper {
     map,
     get id() {
       return id;
+    },
+    created,
+  };
+}
+
+/**
+ * The SSE text (`data: <chunk>\n\n` per chunk) of each event. Text and reasoning deltas are most of a stream,
+ * so after the first chunk their JSON is the chunk's fixed part around `JSON.stringify(text)`, cached per
+ * response id: byte for byte what stringifying the chunk object gives, for a fraction of the CPU.
+ */
+export function createSseChunkEncoder(options: ChunkMapperOptions): { encode(event: ChatOutputEvent): string } {
+  const mapper = createChunkMapper(options);
+  let hasSentFirst = false;
+  let cachedFor: string | undefined;
+  let frames = { content: ['', ''], reasoning_content: ['', ''] };
+
+  function frameFor(field: 'content' | 'reasoning_content'): string[] {
+    if (cachedFor !== mapper.id) {
+      cachedFor = mapper.id;
+      const head = `data: {"id":${JSON.stringify(cachedFor)},"object":"chat.completion.chunk","created":${mapper.created},"model":${JSON.stringify(options.model)},"system_fingerprint":null,"choices":[{"index":0,"delta":{`;
+      const tail = `},"finish_reason":null,"logprobs":null}]${options.includeUsage ? ',"usage":null' : ''}}\n\n`;
+      frames = { content: [`${head}"content":`, tail], reasoning_content: [`${head}"reasoning_content":`, tail] };
+    }
+    return frames[field];
+  }
+
+  return {
+    encode(event) {
+      if (hasSentFirst && (event.type === 'text-delta' || event.type === 'reasoning-delta')) {
+        if (!event.text) return '';
+        const [head, tail] = frameFor(event.type === 'text-delta' ? 'content' : 'reasoning_content');
+        return head + JSON.stringify(event.text) + tail;
+      }
+      const chunks = mapper.map(event);
+      if (chunks.length === 0) return '';
+      hasSentFirst = true;
+      return chunks.map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join('');
     },
   };
 }

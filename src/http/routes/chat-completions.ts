@@ -11,7 +11,7 @@ import { sendJson, type HttpContext } from '../http-context.ts';
 import { chatCompletionRequestSchema, parseWith, toChatMessages } from '../openai-schema.ts';
 import { readChatBody } from '../read-json-body.ts';
 import { streamResponse } from '../stream-response.ts';
-import { createChunkMapper, toChatCompletion } from '../to-openai.ts';
+import { createSseChunkEncoder, toChatCompletion } from '../to-openai.ts';
 import { chatToolFields, planChatTools } from './chat-completions-tools.ts';
 
 const requestSchema = chatCompletionRequestSchema.extend(chatToolFields);
@@ -50,13 +50,10 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
     if (stream.modelIsFallback) headers['x-kimi-model-fallback'] = `unknown model "${model.slice(0, 80)}"; answered with the default model`;
     try {
       if (body.stream) {
-        const mapper = createChunkMapper({ model, includeUsage: body.stream_options?.include_usage === true });
+        const encoder = createSseChunkEncoder({ model, includeUsage: body.stream_options?.include_usage === true });
         await streamResponse(context, {
           events: stream.events,
-          encode: (event) => {
-            const chunks = mapper.map(event);
-            return chunks.length ? chunks.map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join('') : '';
-          },
+          encode: encoder.encode,
           encodeError: (rendered) => `data: ${JSON.stringify(rendered.body)}\n\n`,
           trailer: 'data: [DONE]\n\n',
           headers,
