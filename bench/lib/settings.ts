@@ -18,6 +18,8 @@ export interface BenchSettings {
 }
 
 export const SHORT_PROMPT = 'Say hi.';
+/** The simulator's `long-answer` scenario: about 500 text frames, so B4 measures streaming rather than set-up. */
+export const MANY_EVENTS_PROMPT = 'Say hi, at length. [[sim:long-answer]]';
 export const LONG_PROMPT =
   'Please write a long and friendly answer about streaming gateways, back-pressure, 背压 和 流式传输, so that every reply has many events.';
 
