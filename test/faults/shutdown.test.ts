@@ -31,6 +31,8 @@ interface Served {
   url: string;
   port: number;
   exited: Promise<number | null>;
+  /** Everything the process has printed so far. */
+  output(): string;
 }
 
 async function serve(graceMs: number, name: string): Promise<Served> {
