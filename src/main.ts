@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Account } from './accounts/account.ts';
+import { storeKeys, type Account } from './accounts/account.ts';
 import { createAccountPool, type AccountPool, type AccountSnapshot } from './accounts/account-pool.ts';
 import { importAccount } from './accounts/import-account.ts';
 import type { AccountView } from './chat/chat-ports.ts';
@@ -76,7 +76,14 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const dialects = createDialectsFromConfig(config, http, onUnknown);
 
   // With Redis, the state file still backs the local fallback, so a token rotated during an outage survives a crash.
-  const store = await openStateStore({ redisUrl: config.REDIS_URL, stateFilePath: config.STATE_FILE, fallbackFilePath: config.REDIS_URL ? config.STATE_FILE : undefined, log });
+  // Temporary chats' records change with every answer: they are appended to a journal, not rewritten each second.
+  const store = await openStateStore({
+    redisUrl: config.REDIS_URL,
+    stateFilePath: config.STATE_FILE,
+    fallbackFilePath: config.REDIS_URL ? config.STATE_FILE : undefined,
+    journalPrefixes: [storeKeys.conversationPrefix, storeKeys.deletionPrefix],
+    log,
+  });
   const pool = createAccountPool({
     store,
     dialects,

@@ -61,6 +61,7 @@ export const storeKeys = {
   invalid: (accountId: string) => `invalid:${accountId}`,
   refreshLock: (accountId: string) => `lock:refresh:${accountId}`,
   conversation: (conversationId: string) => `conv:${conversationId}`,
+  conversationPrefix: 'conv:',
   deletion: (conversationId: string) => `del:${conversationId}`,
   deletionPrefix: 'del:',
   deletionLock: (conversationId: string) => `lock:del:${conversationId}`,

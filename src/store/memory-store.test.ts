@@ -178,3 +178,93 @@ describe('memory store with a state file', () => {
     await gateway.close();
   });
 });
+
+describe('memory store with a journal for temporary chats (§10.3)', () => {
+  const journalPrefixes = ['conv:', 'del:'];
+
+  test('journal keys are appended beside the state file, which is not rewritten for them; a reopen replays them', async () => {
+    const path = join(directory, 'journal-basic', 'state.json');
+    const clock = fakeClock();
+    const store = await openMemoryStore({ filePath: path, clock: clock.now, journalPrefixes, flushDelayMs: 60_000, syncIntervalMs: 0 });
+    await store.set('account:a', 'token-a', { durable: true });
+    const stateBefore = await stat(path);
+    await store.set('conv:1', 'record-1');
+    await store.set('del:1', 'job-1', { ttlMs: 5_000 });
+    await store.set('conv:2', 'record-2');
+    await store.delete('conv:2');
+    await store.flush();
+    const stateAfter = await stat(path);
+    assert.deepEqual([stateAfter.ino, stateAfter.size, stateAfter.mtimeMs], [stateBefore.ino, stateBefore.size, stateBefore.mtimeMs], 'state file untouched');
+    assert.deepEqual(Object.keys(await readEntries(path)), ['account:a']);
+    const lines = (await readFile(`${path}.journal`, 'utf8')).trim().split('\n');
+    assert.deepEqual(lines.map((line) => JSON.parse(line).k), ['conv:1', 'del:1', 'conv:2'], 'one line per changed key since the last flush (conv:2 set and deleted: one deletion)');
+    assert.equal((await stat(`${path}.journal`)).mode & 0o777, 0o600);
+    await store.close();
+
+    const reopened = await openMemoryStore({ filePath: path, clock: clock.now, journalPrefixes, syncIntervalMs: 0 });
+    assert.deepEqual([await reopened.get('account:a'), await reopened.get('conv:1'), await reopened.get('del:1'), await reopened.get('conv:2')], ['token-a', 'record-1', 'job-1', undefined]);
+    clock.advance(5_000);
+    assert.deepEqual(await reopened.scan('del:'), [], 'the expiry travelled with the line');
+    await reopened.close();
+  });
+
+  test('a line cut short by a crash is skipped with a warning, and the next append starts a fresh line', async () => {
+    const path = join(directory, 'journal-torn', 'state.json');
+    const store = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    await store.set('conv:kept', 'yes');
+    await store.close();
+    await writeFile(`${path}.journal`, `${await readFile(`${path}.journal`, 'utf8')}{"k":"conv:torn","v":"hal`);
+    const log = recordingLog();
+    const reopened = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0, log });
+    assert.deepEqual([await reopened.get('conv:kept'), await reopened.get('conv:torn')], ['yes', undefined]);
+    assert.match(log.warnings.join('\n'), /unreadable lines/);
+    await reopened.set('conv:after', 'ok');
+    await reopened.close();
+    const third = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    assert.equal(await third.get('conv:after'), 'ok');
+    await third.close();
+  });
+
+  test('the journal is compacted to the live entries once it outgrows them', async () => {
+    const path = join(directory, 'journal-compact', 'state.json');
+    const store = await openMemoryStore({ filePath: path, journalPrefixes, flushDelayMs: 60_000, syncIntervalMs: 0 });
+    for (let round = 0; round < 30; round += 1) {
+      for (let index = 0; index < 100; index += 1) await store.set(`conv:${index}`, `round-${round}`);
+      await store.flush();
+    }
+    const lines = (await readFile(`${path}.journal`, 'utf8')).trim().split('\n');
+    assert.ok(lines.length < 2 * 100 + 1_000 + 100, `bounded: ${lines.length} lines for 100 live keys after 3,000 writes`);
+    await store.close();
+    const reopened = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    assert.equal(await reopened.get('conv:42'), 'round-29');
+    assert.equal((await reopened.scan('conv:')).length, 100);
+    await reopened.close();
+  });
+
+  test('a state file from before the journal moves its chat records into the journal on the first flush', async () => {
+    const path = join(directory, 'journal-migrate', 'state.json');
+    const old = await openMemoryStore({ filePath: path, syncIntervalMs: 0 });
+    await old.set('account:a', 'token-a');
+    await old.set('conv:old', 'record');
+    await old.close();
+    const store = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    await store.flush();
+    assert.deepEqual(Object.keys(await readEntries(path)), ['account:a']);
+    await store.close();
+    const reopened = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    assert.equal(await reopened.get('conv:old'), 'record');
+    await reopened.close();
+  });
+
+  test('another process writing the state file (add-account) leaves the journal keys alone', async () => {
+    const path = join(directory, 'journal-merge', 'state.json');
+    const gateway = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    await gateway.set('conv:1', 'record', { durable: true });
+    const cli = await openMemoryStore({ filePath: path, syncIntervalMs: 0 });
+    await cli.set('account:new', 'token', { durable: true });
+    await cli.close();
+    await gateway.syncFromFile();
+    assert.deepEqual([await gateway.get('account:new'), await gateway.get('conv:1')], ['token', 'record']);
+    await gateway.close();
+  });
+});

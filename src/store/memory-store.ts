@@ -9,8 +9,12 @@
  * file: each flush and a periodic sync merge the file three-way (last file version we saw, the file now, our
  * memory), taking the other process's change for any key we did not change ourselves. Locks live only in
  * memory: a lock exists to serialise work in this process and must not survive a crash.
+ *
+ * Keys under `journalPrefixes` (temporary chats' records) are kept out of the state file and appended to
+ * `<file>.journal` instead (journal-file.ts): they change with every answer, and only the gateway writes them.
  */
 import { randomUUID } from 'node:crypto';
+import { openJournalFile } from './journal-file.ts';
 import { ensureDirectory, formatStateFile, readStateFile, sameStamp, statStamp, withFileLock, writeFileAtomically } from './state-file.ts';
 import type { FileStamp, StoredEntry } from './state-file.ts';
 import { silentLog } from './state-store.ts';
@@ -26,6 +30,8 @@ export interface MemoryStoreOptions {
   flushDelayMs?: number;
   /** How often to look for changes another process made to the file. Default 1000 ms; 0 disables. */
   syncIntervalMs?: number;
+  /** Keys starting with one of these go to the append-only `<file>.journal`, not the state file. */
+  journalPrefixes?: readonly string[];
 }
 
 export interface MemoryStore extends StateStore {
@@ -36,8 +42,14 @@ export interface MemoryStore extends StateStore {
 }
 
 export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise<MemoryStore> {
-  const { filePath, clock = Date.now, log = silentLog, flushDelayMs = 1_000, syncIntervalMs = 1_000 } = options;
+  const { filePath, clock = Date.now, log = silentLog, flushDelayMs = 1_000, syncIntervalMs = 1_000, journalPrefixes = [] } = options;
   const entries = new Map<string, StoredEntry>();
+  const isJournalKey = (key: string) => journalPrefixes.some((prefix) => key.startsWith(prefix));
+  const journal = filePath && journalPrefixes.length > 0 ? openJournalFile(`${filePath}.journal`, log) : undefined;
+  /** Journal keys changed since the last flush. */
+  const journalChanges = new Set<string>();
+  let isSnapshotDirty = false;
+  let isDurablePending = false;
   const locks = new Map<string, { token: string; expiresAt: number }>();
   /** The file content as we last read or wrote it, for the three-way merge. */
   let baseline = new Map<string, StoredEntry>();
@@ -61,18 +73,24 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     return isLive(entry) ? JSON.stringify([entry.value, entry.expiresAt ?? null]) : undefined;
   }
 
+  /** Live entries that belong in the state file (journal keys live in the journal). */
   function liveEntries(): Map<string, StoredEntry> {
     const result = new Map<string, StoredEntry>();
     for (const [key, entry] of entries) {
-      if (isLive(entry)) result.set(key, entry);
-      else entries.delete(key);
+      if (!isLive(entry)) entries.delete(key);
+      else if (!journal || !isJournalKey(key)) result.set(key, entry);
     }
     return result;
+  }
+
+  function* liveJournalEntries(): Generator<[string, StoredEntry]> {
+    for (const [key, entry] of entries) if (isJournalKey(key) && isLive(entry)) yield [key, entry];
   }
 
   /** Applies another process's changes for keys we have not changed since the baseline. */
   function mergeFromDisk(disk: Map<string, StoredEntry>): void {
     for (const key of new Set([...disk.keys(), ...baseline.keys()])) {
+      if (journal && isJournalKey(key)) continue; // only this process writes those, in the journal
       const incoming = disk.get(key);
       const onDisk = serialized(incoming);
       const before = serialized(baseline.get(key));
@@ -90,13 +108,30 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     const loaded = await readStateFile(path, log);
     mergeFromDisk(loaded.entries);
     lastStamp = loaded.stamp;
-    if (!loaded.stamp) isDirty = true; // the file was corrupt and moved aside: write ours back
+    if (!loaded.stamp) {
+      // The file was corrupt and moved aside: write ours back.
+      isDirty = true;
+      isSnapshotDirty = true;
+    }
   }
 
   async function writeNow(path: string): Promise<void> {
     if (!isDirty) return;
     isDirty = false;
+    const sync = isDurablePending;
+    isDurablePending = false;
+    const changed = new Map<string, StoredEntry | undefined>();
+    for (const key of journalChanges) changed.set(key, read(key));
+    journalChanges.clear();
+    const wroteSnapshot = isSnapshotDirty;
+    isSnapshotDirty = false;
     try {
+      if (journal && changed.size > 0) {
+        let liveCount = 0;
+        for (const _entry of liveJournalEntries()) liveCount += 1;
+        await journal.write(changed, liveJournalEntries, liveCount, sync);
+      }
+      if (!wroteSnapshot) return;
       await withFileLock(path, log, async () => {
         await loadIfChanged(path);
         const snapshot = liveEntries();
@@ -105,6 +140,9 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
       });
     } catch (error) {
       isDirty = true;
+      isDurablePending ||= sync;
+      for (const key of changed.keys()) journalChanges.add(key);
+      isSnapshotDirty ||= wroteSnapshot;
       throw error;
     }
   }
@@ -123,9 +161,11 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     return enqueue(() => writeNow(filePath));
   }
 
-  function markDirty(): void {
+  function markDirty(key: string): void {
     if (!filePath) return;
     isDirty = true;
+    if (journal && isJournalKey(key)) journalChanges.add(key);
+    else isSnapshotDirty = true;
     if (flushTimer || isClosed) return;
     flushTimer = setTimeout(() => {
       flushTimer = undefined;
@@ -136,8 +176,11 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
   async function write(key: string, value: string, options: SetOptions = {}): Promise<void> {
     const entry: StoredEntry = options.ttlMs === undefined ? { value } : { value, expiresAt: clock() + options.ttlMs };
     entries.set(key, entry);
-    markDirty();
-    if (options.durable) await flush();
+    markDirty(key);
+    if (options.durable) {
+      isDurablePending = true;
+      await flush();
+    }
   }
 
   function syncFromFile(): Promise<void> {
@@ -153,6 +196,12 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     await ensureDirectory(filePath);
     const loaded = await readStateFile(filePath, log);
     for (const [key, entry] of loaded.entries) if (isLive(entry)) entries.set(key, entry);
+    if (journal) {
+      // A state file from before the journal holds these keys itself: move them over on the first flush.
+      for (const key of loaded.entries.keys()) if (isJournalKey(key) && entries.has(key)) markDirty(key);
+      if (journalChanges.size > 0) markDirty('');
+      for (const [key, entry] of await journal.load()) if (isLive(entry)) entries.set(key, entry);
+    }
     baseline = liveEntries();
     lastStamp = loaded.stamp;
   }
@@ -186,7 +235,7 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     },
     set: write,
     async delete(key) {
-      if (entries.delete(key)) markDirty();
+      if (entries.delete(key)) markDirty(key);
     },
     async compareAndSet(key, expected, value, options) {
       if (read(key)?.value !== expected) return false;
@@ -196,7 +245,7 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     async compareAndDelete(key, expected) {
       if (read(key)?.value !== expected) return false;
       entries.delete(key);
-      markDirty();
+      markDirty(key);
       return true;
     },
     async acquireLock(key, ttlMs) {

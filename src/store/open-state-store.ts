@@ -19,15 +19,17 @@ export interface OpenStateStoreOptions {
    * Redis returns. Default none (the fallback is memory only).
    */
   fallbackFilePath?: string;
+  /** Key prefixes kept in the append-only journal beside the file (memory store only; see memory-store.ts). */
+  journalPrefixes?: readonly string[];
   log?: StoreLog;
 }
 
 export async function openStateStore(options: OpenStateStoreOptions): Promise<StateStore> {
   const log = options.log ?? silentLog;
-  if (!options.redisUrl) return openMemoryStore({ filePath: options.stateFilePath, log });
+  if (!options.redisUrl) return openMemoryStore({ filePath: options.stateFilePath, journalPrefixes: options.journalPrefixes, log });
   // 1.5 s: short enough that an outage falls back quickly, long enough that a busy event loop (many open
   // streams on a small machine) does not look like an outage and split the replicas' state.
   const primary = await openRedisStore({ url: options.redisUrl, log, commandTimeoutMs: 1500 });
-  const fallback = await openMemoryStore({ filePath: options.fallbackFilePath, log });
+  const fallback = await openMemoryStore({ filePath: options.fallbackFilePath, journalPrefixes: options.journalPrefixes, log });
   return createResilientStore({ primary, fallback, log });
 }
