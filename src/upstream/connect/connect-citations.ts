@@ -63,6 +63,11 @@ export function renderCitations(
   }
 }
 
+/** True when `text` holds no character that could start a citation marker (so rendering would return it unchanged). */
+export function cannotStartMarker(text: string): boolean {
+  return !text.includes(markerStart) && !text.includes(toolSeparator);
+}
+
 function nextMarkerIndex(text: string, from: number): number {
   const plain = text.indexOf(markerStart, from);
   const tool = text.indexOf(toolSeparator, from);

@@ -268,9 +268,20 @@ describe('the hand-checked fast path for content appends', () => {
     { op: 'append', mask: 'block.text.content', eventOffset: 7, block: { id: '0_0', text: { content: '_search:1#0\uE3A8 done' } } },
     { op: 'append', mask: 'block.text.content', eventOffset: 7, block: { id: '0_0', text: { content: 'duplicate' } } },
     { op: 'append', mask: 'block.think.content', eventOffset: 8, block: { id: '0_1', think: { content: 'thought' } } },
+    { op: 'append', mask: 'block.think.content', eventOffset: 9, block: { id: '0_1', think: { content: ' more thought' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 10, block: { id: '0_0', text: { content: ' plain 你好' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 11, block: { text: { content: ' no id' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 12, block: { id: '0_0', text: { content: 'half \uD83C' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 13, block: { id: '0_0', text: { content: '\uDF0F whole again' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 14, block: { id: '0_0', text: { content: '' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 15, block: { id: '0_2', text: { content: 'a new block' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 16, block: { id: '0_2', text: { content: ' then plain' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 17, block: { id: '0_2', text: { content: ' \u{1F6E0}tool' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 18, block: { id: '0_2', text: { content: ' and \uE3A0' } } },
+    { op: 'append', mask: 'block.text.content', eventOffset: 19, block: { id: '0_2', text: { content: 'cite\uE3A3web_search:1#0\uE3A8 end' } } },
   ];
 
-  it('maps exactly as the schema path does (§3.6 dedup, blocks, citations held across frames)', () => {
+  it('maps exactly as the schema path does (§3.6 dedup, blocks, citations and surrogates held across frames, plain appends)', () => {
     let fastState = initialStreamState();
     let slowState = initialStreamState();
     for (const frame of frames) {
