@@ -7,7 +7,7 @@ import { createAccountPool, type AccountPool } from '../accounts/account-pool.ts
 import { createChatAccounts } from '../chat-accounts.ts';
 import { AuthenticationError, InvalidRequestError, RateLimitError, UpstreamError } from '../errors.ts';
 import { openMemoryStore } from '../store/memory-store.ts';
-import type { ChatEvent, DialectName, KimiDialect, Session } from '../upstream/dialect.ts';
+import { eachEvent, type ChatEvent, type DialectName, type KimiDialect, type Session } from '../upstream/dialect.ts';
 import { createChatService, type ChatService } from './chat-service.ts';
 import { foldChatEvents } from './fold-chat-events.ts';
 import { createModelCatalog } from './model-catalog.ts';
@@ -40,7 +40,7 @@ async function setup(names: string[], reply: Reply, limits: { maxAttempts?: numb
       if (outcome instanceof Error) throw outcome;
       for (const item of outcome) {
         if (item instanceof Error) throw item;
-        yield item;
+        yield [item];
       }
     },
   });
@@ -67,7 +67,7 @@ function answer(text: string): ChatEvent[] {
 }
 
 function ask(chat: ChatService) {
-  return foldChatEvents(chat.streamChat({ messages: [{ role: 'user', content: 'hi' }] }, new AbortController().signal).events);
+  return foldChatEvents(eachEvent(chat.streamChat({ messages: [{ role: 'user', content: 'hi' }] }, new AbortController().signal).batches));
 }
 
 describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {

@@ -5,7 +5,7 @@
  * content event; cleans up temporary chats (protocol spec §10.3) however the answer ends.
  */
 import { AuthenticationError, GatewayError, NotFoundError, RateLimitError, isAbortError, type RateLimitCode } from '../errors.ts';
-import type { ChatEvent, DialectName, KimiDialect, ModelChoice, Session, UploadedFile } from '../upstream/dialect.ts';
+import type { ChatEvent, ChatEventBatch, DialectName, KimiDialect, ModelChoice, Session, UploadedFile } from '../upstream/dialect.ts';
 import { buildPrompt, type BuiltPrompt } from './build-prompt.ts';
 import type { AccountDirectory, AccountLease, AccountRef, AttachmentOpener, ConversationRecord, OpenedAttachment } from './chat-ports.ts';
 import type { ChatRequest } from './chat-request.ts';
@@ -36,7 +36,8 @@ export interface ChatStream {
   model: ModelChoice;
   /** The requested name matched nothing known; the default model answers. */
   modelIsFallback: boolean;
-  events: AsyncIterable<ChatEvent>;
+  /** The answer's events in batches (`eachEvent` takes them one by one). */
+  batches: AsyncIterable<ChatEventBatch>;
   /** Filled in while the stream runs: the account that answered (for the request log). */
   readonly meta: { accountId?: string; attempts: number };
 }
@@ -74,10 +75,10 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   function streamChat(request: ChatRequest, signal: AbortSignal): ChatStream {
     const resolved = options.catalog.resolve(request.model, { useSearch: request.useSearch });
     const meta: ChatStream['meta'] = { attempts: 0 };
-    return { model: resolved.choice, modelIsFallback: resolved.isFallback, meta, events: run(request, resolved.choice, signal, meta) };
+    return { model: resolved.choice, modelIsFallback: resolved.isFallback, meta, batches: run(request, resolved.choice, signal, meta) };
   }
 
-  async function* run(request: ChatRequest, model: ModelChoice, signal: AbortSignal, meta: ChatStream['meta']): AsyncGenerator<ChatEvent> {
+  async function* run(request: ChatRequest, model: ModelChoice, signal: AbortSignal, meta: ChatStream['meta']): AsyncGenerator<ChatEventBatch> {
     const prompt = buildPrompt(request.messages, { isContinuation: request.conversationId !== undefined, instructions: request.instructions });
     const candidates = await options.accounts.candidates(request.bearerTokens);
     const continued = request.conversationId
@@ -104,18 +105,18 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       const outcome: AttemptOutcome = {};
       let isSuccess = false;
       try {
-        const events = attemptOnce(lease, prompt, model, continued, signal, outcome, request);
+        const batches = attemptOnce(lease, prompt, model, continued, signal, outcome, request);
         // Hold events until the first content: until then a failure may still move to another account.
-        for (let step = await events.next(); !step.done; step = await events.next()) {
-          pending.push(step.value);
-          if (isContentEvent(step.value)) {
+        for (let step = await batches.next(); !step.done; step = await batches.next()) {
+          pending.push(...step.value);
+          if (step.value.some(isContentEvent)) {
             hasDelivered = true;
             break;
           }
         }
-        yield* pending.splice(0);
-        // Then delegate: one generator hop less per streamed event than re-yielding in a loop.
-        if (hasDelivered) yield* events;
+        if (pending.length > 0) yield pending.splice(0);
+        // Then delegate: one generator hop less per batch than re-yielding in a loop.
+        if (hasDelivered) yield* batches;
         isSuccess = true;
         lease.reportSuccess();
         return;
@@ -143,7 +144,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     signal: AbortSignal,
     outcome: AttemptOutcome,
     request: Pick<ChatRequest, 'spool' | 'estimateUsage'>,
-  ): AsyncGenerator<ChatEvent> {
+  ): AsyncGenerator<ChatEventBatch> {
     const opened = await openAttachments(prompt, signal, request.spool);
     let session = await lease.session(signal);
     const dialect = dialectFor(session.dialect);
@@ -165,27 +166,31 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const sources: { index: number; title: string; url: string }[] = [];
     for (let authRetry = 0; ; authRetry += 1) {
       try {
-        for await (const event of dialect.streamReply(session, kimiPrompt, { citations }, signal)) {
-          if (event.type === 'conversation-start') outcome.conversationId = event.conversationId;
-          if (event.type === 'message-start') outcome.messageId = event.messageId;
-          if (event.type === 'text-delta' || event.type === 'reasoning-delta') {
-            hasContent = true;
-            outputParts.push(event.text);
-          }
-          if (event.type === 'search-source') sources.push(event.source);
-          if (event.type === 'usage') continue;
-          if (event.type === 'finish') {
-            const sourceList = !model.silentSearch && sources.length > 0 ? formatSources(sources) : '';
-            if (sourceList) {
-              outputParts.push(sourceList);
-              yield { type: 'text-delta', text: sourceList };
+        for await (const batch of dialect.streamReply(session, kimiPrompt, { citations }, signal)) {
+          const out: ChatEvent[] = [];
+          for (const event of batch) {
+            if (event.type === 'conversation-start') outcome.conversationId = event.conversationId;
+            if (event.type === 'message-start') outcome.messageId = event.messageId;
+            if (event.type === 'text-delta' || event.type === 'reasoning-delta') {
+              hasContent = true;
+              outputParts.push(event.text);
             }
-            if (request.estimateUsage !== false) {
-              const [promptTokens, completionTokens] = await Promise.all([estimateTokens(prompt.text), estimateTokens(outputParts.join(''))]);
-              yield { type: 'usage', promptTokens, completionTokens, isEstimate: true };
+            if (event.type === 'search-source') sources.push(event.source);
+            if (event.type === 'usage') continue;
+            if (event.type === 'finish') {
+              const sourceList = !model.silentSearch && sources.length > 0 ? formatSources(sources) : '';
+              if (sourceList) {
+                outputParts.push(sourceList);
+                out.push({ type: 'text-delta', text: sourceList });
+              }
+              if (request.estimateUsage !== false) {
+                const [promptTokens, completionTokens] = await Promise.all([estimateTokens(prompt.text), estimateTokens(outputParts.join(''))]);
+                out.push({ type: 'usage', promptTokens, completionTokens, isEstimate: true });
+              }
             }
+            out.push(event);
           }
-          yield event;
+          if (out.length > 0) yield out;
         }
         return;
       } catch (error) {

@@ -7,7 +7,7 @@
 import { classifyCredential, type ClassifiedCredential } from '../accounts/classify-credential.ts';
 import { accountIdFor } from '../accounts/account.ts';
 import { AuthenticationError } from '../errors.ts';
-import type { CatalogModel, DialectName, KimiDialect, ModelChoice, Session } from '../upstream/dialect.ts';
+import { eachEvent, type CatalogModel, type DialectName, type KimiDialect, type ModelChoice, type Session } from '../upstream/dialect.ts';
 import type { AccountStep, DoctorRow } from './doctor-types.ts';
 import { explainFailure, failureDetail } from './explain-failure.ts';
 import { checkShapes } from './shape-checks.ts';
@@ -110,8 +110,8 @@ export async function runAccountSteps(configuredToken: string, context: AccountS
 
   await step('chat', async (signal) => {
     let text = '';
-    const events = context.dialects[dialectName].streamReply(live, { text: context.prompt, model: doctorModel(dialectName, models), files: [] }, { citations: 'strip' }, signal);
-    for await (const event of events) {
+    const batches = context.dialects[dialectName].streamReply(live, { text: context.prompt, model: doctorModel(dialectName, models), files: [] }, { citations: 'strip' }, signal);
+    for await (const event of eachEvent(batches)) {
       if (event.type === 'conversation-start') conversationId = event.conversationId;
       else if (event.type === 'text-delta') text += event.text;
     }

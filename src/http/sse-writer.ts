@@ -1,7 +1,7 @@
 /**
  * @module http/sse-writer
- * Writes an event iterable as Server-Sent Events on a raw node:http response. Headers go out only
- * with the first event (so errors before it become real HTTP statuses); everything produced in one
+ * Writes batches of events as Server-Sent Events on a raw node:http response. Headers go out only
+ * with the first batch (so errors before it become real HTTP statuses); everything produced in one
  * turn of the event loop is coalesced into one write (dependencies.md: 1.7× less CPU); the reader's
  * pace is respected (backpressure); idle streams get keep-alive comments; a failure after the first
  * byte ends the stream with an error payload and no success trailer.
@@ -12,7 +12,8 @@ import { renderError, type RenderedError } from './error-envelope.ts';
 
 export interface SseOptions<Event> {
   response: ServerResponse;
-  events: AsyncIterable<Event>;
+  /** The events, in batches (a batch is encoded in one step). */
+  batches: AsyncIterable<readonly Event[]>;
   /** SSE text for one event ('' when the event produces nothing on this wire format). */
   encode(event: Event): string;
   /** SSE text that reports a failure after the first byte. */
@@ -45,7 +46,7 @@ export function sseHeaders(extra: Record<string, string> = {}): Record<string, s
  */
 export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOutcome> {
   const { response, signal } = options;
-  const iterator = options.events[Symbol.asyncIterator]();
+  const iterator = options.batches[Symbol.asyncIterator]();
   const first = await iterator.next();
   response.writeHead(200, sseHeaders(options.headers));
   options.onHeadersSent?.();
@@ -54,7 +55,7 @@ export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOu
     let step = first;
     let isFirst = true;
     while (!step.done) {
-      writer.push(options.encode(step.value));
+      for (const event of step.value) writer.push(options.encode(event));
       if (isFirst) {
         // The status line and headers leave with the first event's text, in one write and at once.
         writer.flushNow();
@@ -79,7 +80,7 @@ export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOu
   }
 }
 
-async function endAfterAbort<Event>(options: SseOptions<Event>, writer: CoalescingWriter, iterator: AsyncIterator<Event>): Promise<SseOutcome> {
+async function endAfterAbort<Event>(options: SseOptions<Event>, writer: CoalescingWriter, iterator: AsyncIterator<readonly Event[]>): Promise<SseOutcome> {
   await iterator.return?.().catch(() => undefined);
   const reason: unknown = options.signal.reason;
   if (reason instanceof GatewayError && !options.response.destroyed) {

@@ -152,7 +152,8 @@ export interface KimiDialect {
   sessionFromAccessToken(accessToken: string): Session;
   /** Cheap authenticated probe (current user); throws AuthenticationError when refused. */
   checkSession(session: Session, signal: AbortSignal): Promise<AccountProfile>;
-  streamReply(session: Session, prompt: KimiPrompt, options: StreamReplyOptions, signal: AbortSignal): AsyncIterable<ChatEvent>;
+  /** The answer as events, in batches: each batch holds what one upstream read carried (never empty). */
+  streamReply(session: Session, prompt: KimiPrompt, options: StreamReplyOptions, signal: AbortSignal): AsyncIterable<ChatEventBatch>;
   /** Look up an existing chat; throws NotFoundError (`conversation_not_found`) when it does not exist. */
   findConversation(session: Session, conversationId: string, signal: AbortSignal): Promise<ConversationState>;
   deleteConversation(session: Session, conversationId: string, signal: AbortSignal): Promise<void>;
@@ -161,4 +162,21 @@ export interface KimiDialect {
   listModels(session: Session, signal: AbortSignal): Promise<CatalogModel[]>;
   /** Plan usage, where the dialect can tell (optional: the legacy site reports none). */
   accountUsage?(session: Session, signal: AbortSignal): Promise<AccountUsage>;
+}
+
+/**
+ * Events in their order, grouped as they arrived. A burst of frames from one read is handed on in one step:
+ * each async hop between layers costs about as much CPU as mapping an event (bench B4), so the layers pass
+ * batches and only consumers that need single events take them apart (`eachEvent`).
+ */
+export type ChatEventBatch = readonly ChatEvent[];
+
+/** The events of a batched stream one by one (for consumers that work event by event). */
+export async function* eachEvent<Event>(batches: AsyncIterable<readonly Event[]>): AsyncGenerator<Event> {
+  for await (const batch of batches) yield* batch;
+}
+
+/** A stream of single events as batches of one (a stage that works event by event, in front of a batch consumer). */
+export async function* inBatchesOfOne<Event>(events: AsyncIterable<Event>): AsyncGenerator<readonly Event[]> {
+  for await (const event of events) yield [event];
 }

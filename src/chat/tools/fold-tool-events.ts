@@ -51,8 +51,8 @@ export function createChatToolFold(): ChatToolFold {
   };
 }
 
-export async function foldChatOutputEvents(events: AsyncIterable<ChatOutputEvent>): Promise<ChatToolResult> {
+export async function foldChatOutputBatches(batches: AsyncIterable<readonly ChatOutputEvent[]>): Promise<ChatToolResult> {
   const fold = createChatToolFold();
-  for await (const event of events) fold.add(event);
+  for await (const batch of batches) for (const event of batch) fold.add(event);
   return fold.result();
 }

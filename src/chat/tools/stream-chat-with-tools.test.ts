@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NotFoundError } from '../../errors.ts';
-import type { ChatEvent } from '../../upstream/dialect.ts';
+import { eachEvent, inBatchesOfOne, type ChatEvent } from '../../upstream/dialect.ts';
 import type { ChatService, ChatStream } from '../chat-service.ts';
 import type { ChatRequest } from '../chat-request.ts';
 import { rewriteToolHistory, streamChatWithTools } from './stream-chat-with-tools.ts';
@@ -23,16 +23,16 @@ function fakeChat(answer: (request: ChatRequest, index: number) => string | Erro
         yield { type: 'text-delta', text: reply };
         yield { type: 'finish', reason: 'stop' };
       }
-      return { model: { publicId: 'kimi', thinking: false, search: false, silentSearch: false }, modelIsFallback: false, meta: { attempts: 1 }, events: events() };
+      return { model: { publicId: 'kimi', thinking: false, search: false, silentSearch: false }, modelIsFallback: false, meta: { attempts: 1 }, batches: inBatchesOfOne(events()) };
     },
     deleteConversation: async () => undefined,
     idle: async () => undefined,
   };
 }
 
-async function collect(events: AsyncIterable<ChatOutputEvent>): Promise<ChatOutputEvent[]> {
+async function collect(batches: AsyncIterable<readonly ChatOutputEvent[]>): Promise<ChatOutputEvent[]> {
   const out: ChatOutputEvent[] = [];
-  for await (const event of events) out.push(event);
+  for await (const event of eachEvent(batches)) out.push(event);
   return out;
 }
 
@@ -50,7 +50,7 @@ const request: ChatRequest = {
 
 test('earlier calls are written back in the grammar; the tool instructions follow the request instructions', async () => {
   const chat = fakeChat(() => '<tool_call name="get_time">{}</tool_call>');
-  await collect(streamChatWithTools(chat, request, plan, new AbortController().signal).events);
+  await collect(streamChatWithTools(chat, request, plan, new AbortController().signal).batches);
   const sent = chat.requests[0];
   assert.equal(sent.messages[1].content, 'Checking.\n<tool_call name="get_time" id="call_1">{}</tool_call>');
   assert.equal(sent.messages[1].tool_calls, undefined);
@@ -60,7 +60,7 @@ test('earlier calls are written back in the grammar; the tool instructions follo
 
 test('a repair continues the same chat with only the repair prompt', async () => {
   const chat = fakeChat((_request, index) => (index === 0 ? '<tool_call name="nope">{}</tool_call>' : '<tool_call name="get_time">{}</tool_call>'));
-  const events = await collect(streamChatWithTools(chat, request, plan, new AbortController().signal).events);
+  const events = await collect(streamChatWithTools(chat, request, plan, new AbortController().signal).batches);
   assert.equal(chat.requests[1].conversationId, 'chat-0');
   assert.equal(chat.requests[1].messages.length, 1);
   assert.match(String(chat.requests[1].messages[0].content), /^Your previous answer could not be used/);
@@ -71,7 +71,7 @@ test('when the chat is already gone (retention 0), the exchange is replayed in a
   const chat = fakeChat((_request, index) =>
     index === 0 ? 'Oops <tool_call name="nope">{}</tool_call>' : index === 1 ? new NotFoundError('gone', { code: 'conversation_not_found' }) : '<tool_call name="get_time">{}</tool_call>',
   );
-  const events = await collect(streamChatWithTools(chat, request, plan, new AbortController().signal).events);
+  const events = await collect(streamChatWithTools(chat, request, plan, new AbortController().signal).batches);
   const replay = chat.requests[2];
   assert.equal(replay.conversationId, undefined);
   assert.equal(replay.instructions, 'Extra.');

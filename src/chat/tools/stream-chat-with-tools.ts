@@ -6,7 +6,7 @@
  * the same upstream chat (protocol spec §3.8) with the same credentials, hence the same account.
  */
 import { NotFoundError } from '../../errors.ts';
-import type { ChatEvent } from '../../upstream/dialect.ts';
+import { eachEvent, inBatchesOfOne, type ChatEvent } from '../../upstream/dialect.ts';
 import { textOf } from '../build-prompt.ts';
 import type { ChatService, ChatStream } from '../chat-service.ts';
 import type { ChatMessage, ChatRequest } from '../chat-request.ts';
@@ -16,8 +16,9 @@ import type { ChatOutputEvent, RepairRound } from './tool-events.ts';
 import type { ToolGrammar } from './tool-grammar.ts';
 import type { ToolPlan } from './tool-plan.ts';
 
-export interface ToolStream extends Omit<ChatStream, 'events'> {
-  events: AsyncIterable<ChatOutputEvent>;
+export interface ToolStream extends Omit<ChatStream, 'batches'> {
+  /** Without tools or a response format, the chat's own batches; otherwise one event per batch. */
+  batches: AsyncIterable<readonly ChatOutputEvent[]>;
 }
 
 export interface ToolStreamHooks {
@@ -34,19 +35,24 @@ export function streamChatWithTools(chat: ChatService, request: ChatRequest, pla
   const base = { model: request.model, useSearch: request.useSearch, bearerTokens: request.bearerTokens, spool: request.spool, estimateUsage: request.estimateUsage };
   const repair: RepairRound = ({ conversationId, instruction, previousAnswer }) =>
     continueOrReplay(
-      () => chat.streamChat({ ...base, conversationId, messages: [{ role: 'user', content: instruction }] }, signal).events,
+      () => eachEvent(chat.streamChat({ ...base, conversationId, messages: [{ role: 'user', content: instruction }] }, signal).batches),
       () =>
-        chat.streamChat(
-          { ...base, conversationId: request.conversationId, instructions: request.instructions, messages: [...messages, { role: 'assistant', content: previousAnswer }, { role: 'user', content: instruction }] },
-          signal,
-        ).events,
+        eachEvent(
+          chat.streamChat(
+            { ...base, conversationId: request.conversationId, instructions: request.instructions, messages: [...messages, { role: 'assistant', content: previousAnswer }, { role: 'user', content: instruction }] },
+            signal,
+          ).batches,
+        ),
     );
-  let events: AsyncIterable<ChatOutputEvent> = stream.events;
-  if (plan.hasTools) events = emulateToolCalls(stream.events, { plan, repair, createCallId: hooks.createCallId, onRepair: hooks.onRepair });
+  const streamInfo = { model: stream.model, modelIsFallback: stream.modelIsFallback, meta: stream.meta };
+  if (!plan.hasTools && plan.responseFormat.kind === 'text') return { ...streamInfo, batches: stream.batches };
+  // The tool and format stages work event by event.
+  const chatEvents = eachEvent(stream.batches);
+  let events: AsyncIterable<ChatOutputEvent> = plan.hasTools ? emulateToolCalls(chatEvents, { plan, repair, createCallId: hooks.createCallId, onRepair: hooks.onRepair }) : chatEvents;
   if (plan.responseFormat.kind !== 'text') {
     events = enforceResponseFormat(events, { format: plan.responseFormat, validator: plan.formatValidator, repair, onRepair: hooks.onRepair });
   }
-  return { model: stream.model, modelIsFallback: stream.modelIsFallback, meta: stream.meta, events };
+  return { ...streamInfo, batches: inBatchesOfOne(events) };
 }
 
 /**

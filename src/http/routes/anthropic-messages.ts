@@ -52,7 +52,7 @@ export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
     try {
       if (body.stream) {
         await streamResponse(context, {
-          events: stream.events,
+          batches: stream.batches,
           encode: (event) => encodeEvents(mapper.map(event)),
           encodeError: (rendered) => encodeEvents([{ ...toAnthropic(rendered).body }]),
           trailer: '',
@@ -61,7 +61,7 @@ export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
         });
         return;
       }
-      for await (const event of stream.events) mapper.map(event);
+      for await (const batch of stream.batches) for (const event of batch) mapper.map(event);
       if (!mapper.isFinished) throw new UpstreamError('Kimi ended the answer without finishing it.', { isRetryable: true });
       sendJson(context, 200, mapper.message(), headers);
     } finally {

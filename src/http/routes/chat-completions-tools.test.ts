@@ -1,7 +1,7 @@
 /** OpenAI chat tool fields and tool_calls wire shapes (issue 9). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { foldChatOutputEvents } from '../../chat/tools/fold-tool-events.ts';
+import { foldChatOutputBatches } from '../../chat/tools/fold-tool-events.ts';
 import type { ChatOutputEvent } from '../../chat/tools/tool-events.ts';
 import { chatCompletionRequestSchema, parseWith } from '../openai-schema.ts';
 import { createChunkMapper, toChatCompletion } from '../to-openai.ts';
@@ -38,9 +38,9 @@ test('streamed tool_calls deltas: id, type and name first, then argument strings
 
 test('the folded completion carries message.tool_calls and finish_reason tool_calls', async () => {
   async function* source() {
-    yield* events;
+    yield events;
   }
-  const completion = toChatCompletion(await foldChatOutputEvents(source()), 'kimi', 1);
+  const completion = toChatCompletion(await foldChatOutputBatches(source()), 'kimi', 1);
   assert.equal(completion.choices[0].finish_reason, 'tool_calls');
   assert.equal(completion.choices[0].message.content, 'Checking.');
   assert.deepEqual(completion.choices[0].message.tool_calls, [

@@ -4,7 +4,7 @@
  * the folded completion. One pipeline: the non-streaming answer folds the same events.
  */
 import type { ChatService } from '../../chat/chat-service.ts';
-import { foldChatOutputEvents } from '../../chat/tools/fold-tool-events.ts';
+import { foldChatOutputBatches } from '../../chat/tools/fold-tool-events.ts';
 import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts';
 import type { CredentialResolver } from '../credentials.ts';
 import { sendJson, type HttpContext } from '../http-context.ts';
@@ -52,7 +52,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
       if (body.stream) {
         const encoder = createSseChunkEncoder({ model, includeUsage: body.stream_options?.include_usage === true });
         await streamResponse(context, {
-          events: stream.events,
+          batches: stream.batches,
           encode: encoder.encode,
           encodeError: (rendered) => `data: ${JSON.stringify(rendered.body)}\n\n`,
           trailer: 'data: [DONE]\n\n',
@@ -61,7 +61,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
         });
         return;
       }
-      const result = await foldChatOutputEvents(stream.events);
+      const result = await foldChatOutputBatches(stream.batches);
       sendJson(context, 200, toChatCompletion(result, model), headers);
     } finally {
       context.record.account = stream.meta.accountId;

@@ -51,7 +51,7 @@ export function responsesRoute(deps: ResponsesRouteDeps) {
     try {
       if (body.stream) {
         await streamResponse(context, {
-          events: stream.events,
+          batches: stream.batches,
           encode: (event) => encodeEvents(mapper.map(event)),
           encodeError: (rendered) => encodeEvents(mapper.fail(rendered)),
           trailer: '',
@@ -60,7 +60,7 @@ export function responsesRoute(deps: ResponsesRouteDeps) {
         });
         return;
       }
-      for await (const event of stream.events) mapper.map(event);
+      for await (const batch of stream.batches) for (const event of batch) mapper.map(event);
       const response = mapper.response();
       if (response.status === 'in_progress') throw new UpstreamError('Kimi ended the answer without finishing it.', { isRetryable: true });
       sendJson(context, 200, response, headers);

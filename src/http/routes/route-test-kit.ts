@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import type { ChatService, ChatStream } from '../../chat/chat-service.ts';
 import type { ChatRequest } from '../../chat/chat-request.ts';
 import { createLogger } from '../../log.ts';
-import type { ChatEvent } from '../../upstream/dialect.ts';
+import { inBatchesOfOne, type ChatEvent } from '../../upstream/dialect.ts';
 import { createApp, type Route } from '../app.ts';
 import { createCredentialResolver } from '../credentials.ts';
 
@@ -55,7 +55,7 @@ export function createScriptedChat(respond: Responder): ScriptedChat {
       yield { type: 'usage', promptTokens: 12, completionTokens: 8, isEstimate: true };
       yield { type: 'finish', reason: 'stop' };
     }
-    return { model: { publicId: request.model ?? 'kimi', thinking: false, search: false, silentSearch: false }, modelIsFallback: false, meta: { attempts: 1 }, events: events() };
+    return { model: { publicId: request.model ?? 'kimi', thinking: false, search: false, silentSearch: false }, modelIsFallback: false, meta: { attempts: 1 }, batches: inBatchesOfOne(events()) };
   }
   return { requests, streamChat, deleteConversation: async () => undefined, idle: async () => undefined };
 }

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AuthenticationError, NotFoundError, RateLimitError, UpstreamError } from '../../errors.ts';
-import type { ChatEvent, KimiDialect, KimiPrompt, ModelChoice, Session } from '../dialect.ts';
+import { eachEvent, type ChatEvent, type KimiDialect, type KimiPrompt, type ModelChoice, type Session } from '../dialect.ts';
 import type { UpstreamHttp } from '../upstream-http.ts';
 import { fixtureBytes, framesToBytes, readAuthFailure, transcript } from './__fixtures__/fixture-frames.ts';
 import { sendJson, startLoopbackServer, testUpstreamHttp, type LoopbackServer } from './__fixtures__/loopback-server.ts';
@@ -64,7 +64,7 @@ describe('connect dialect over loopback (§3)', () => {
   describe('streamReply', () => {
     it('sends one envelope with the exact §3.5 body and headers, and yields the (a) events', async () => {
       server.handle((_request, response) => replyStream(response, fixtureBytes('plain-answer')));
-      const events = await collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()));
+      const events = await collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())));
       assert.deepEqual(events, [
         { type: 'conversation-start', conversationId: '1a0a4ba7-0db2-835e-8000-09e4fa50aa86' },
         { type: 'message-start', messageId: '1a0a4ba7-0db2-8360-8000-0ae42ea84c31' },
@@ -99,7 +99,7 @@ describe('connect dialect over loopback (§3)', () => {
       server.handle((_request, response) => replyStream(response, fixtureBytes('thinking-answer')));
       const agent: ModelChoice = { ...instant, upstreamModel: 'k3-agent', scenario: 'SCENARIO_OK_COMPUTER', kimiplusId: 'ok-computer', agentMode: 'TYPE_NORMAL', reasoningEffort: 'high', thinking: true, search: true };
       const files = [{ id: 'f-1', name: 'a.png', mediaType: 'image/png', sizeBytes: 3, kind: 'image' as const }];
-      const events = await collect(dialect.streamReply(session, prompt({ text: 'next', model: agent, files, conversation: { id: 'chat-9', parentMessageId: 'msg-8' } }), { citations: 'numbered' }, signal()));
+      const events = await collect(eachEvent(dialect.streamReply(session, prompt({ text: 'next', model: agent, files, conversation: { id: 'chat-9', parentMessageId: 'msg-8' } }), { citations: 'numbered' }, signal())));
       assert.deepEqual(events.map((event) => event.type), ['conversation-start', 'message-start', 'reasoning-delta', 'reasoning-delta', 'text-delta', 'text-delta', 'finish']);
       assert.deepEqual(JSON.parse(server.requests[0].body.subarray(5).toString('utf8')), {
         chat_id: 'chat-9',
@@ -114,7 +114,7 @@ describe('connect dialect over loopback (§3)', () => {
 
     it('(c) arrives byte by byte: sources, [n] markers and Chinese text come out exact', async () => {
       server.handle((_request, response) => replyStream(response, fixtureBytes('search-answer'), 1));
-      const events = await collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()));
+      const events = await collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())));
       const text = events.map((event) => (event.type === 'text-delta' ? event.text : '')).join('');
       assert.equal(text, '今天北京晴转多云，最高约30℃[1]。');
       assert.equal(events.filter((event) => event.type === 'search-source').length, 1);
@@ -133,7 +133,7 @@ describe('connect dialect over loopback (§3)', () => {
         framesToBytes(frames.slice(2)),
       ]);
       server.handle((_request, response) => replyStream(response, bytes, 1));
-      const events = await collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()));
+      const events = await collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())));
       const deltas = events.flatMap((event) => (event.type === 'text-delta' ? [event.text] : []));
       assert.equal(deltas.join(''), '😀👍🏽 é 北 𝄞🌍!');
       assert.ok(deltas.every((text) => Buffer.from(text, 'utf8').toString('utf8') === text), 'no delta carries half a surrogate pair');
@@ -141,7 +141,7 @@ describe('connect dialect over loopback (§3)', () => {
 
     it('(d) overload in the end frame → RateLimitError upstream_overloaded', async () => {
       server.handle((_request, response) => replyStream(response, fixtureBytes('overload-before-text')));
-      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), (error: unknown) => {
+      await assert.rejects(collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))), (error: unknown) => {
         assert.ok(error instanceof RateLimitError);
         assert.equal(error.code, 'upstream_overloaded');
         assert.equal(error.retryAfterMs, 30_000);
@@ -153,7 +153,7 @@ describe('connect dialect over loopback (§3)', () => {
       server.handle((_request, response) => replyStream(response, fixtureBytes('exception-mid-answer')));
       const seen: ChatEvent[] = [];
       await assert.rejects(async () => {
-        for await (const event of dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())) seen.push(event);
+        for await (const event of eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))) seen.push(event);
       }, RateLimitError);
       assert.deepEqual(seen.filter((event) => event.type === 'text-delta').map((event) => event.text), ['1 + 1', ' = 2']);
     });
@@ -161,7 +161,7 @@ describe('connect dialect over loopback (§3)', () => {
     it('(e) HTTP 401 with a Connect body → AuthenticationError', async () => {
       const failure = readAuthFailure();
       server.handle((_request, response) => sendJson(response, failure.status, failure.body));
-      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), (error: unknown) => {
+      await assert.rejects(collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))), (error: unknown) => {
         assert.ok(error instanceof AuthenticationError);
         assert.equal(error.upstreamReason, 'REASON_INVALID_AUTH_TOKEN');
         assert.ok(!error.message.includes(session.accessToken));
@@ -171,7 +171,7 @@ describe('connect dialect over loopback (§3)', () => {
 
     it('a 404 on a continued chat → conversation_not_found', async () => {
       server.handle((_request, response) => sendJson(response, 404, { code: 'not_found', message: 'chat not found' }));
-      const stream = dialect.streamReply(session, prompt({ conversation: { id: 'gone' } }), { citations: 'numbered' }, signal());
+      const stream = eachEvent(dialect.streamReply(session, prompt({ conversation: { id: 'gone' } }), { citations: 'numbered' }, signal()));
       await assert.rejects(collect(stream), (error: unknown) => error instanceof NotFoundError && error.code === 'conversation_not_found');
     });
 
@@ -180,13 +180,13 @@ describe('connect dialect over loopback (§3)', () => {
         response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
         response.end('<html><title>Just a moment...</title></html>');
       });
-      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), /answered the chat with text\/html.*Just a moment/);
+      await assert.rejects(collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))), /answered the chat with text\/html.*Just a moment/);
     });
 
     it('a transport end in the middle of a frame is a retryable truncation', async () => {
       const bytes = fixtureBytes('plain-answer');
       server.handle((_request, response) => replyStream(response, bytes.subarray(0, bytes.length - 10)));
-      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), (error: unknown) => {
+      await assert.rejects(collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))), (error: unknown) => {
         assert.ok(error instanceof UpstreamError);
         assert.equal(error.isRetryable, true);
         assert.match(error.message, /broke off|ended before/);
@@ -196,7 +196,7 @@ describe('connect dialect over loopback (§3)', () => {
 
     it('an empty stream (only the {} end frame) is an upstream failure (§3.12)', async () => {
       server.handle((_request, response) => replyStream(response, framesToBytes(transcript([]))));
-      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), (error: unknown) => {
+      await assert.rejects(collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))), (error: unknown) => {
         assert.ok(error instanceof UpstreamError);
         assert.match(error.message, /empty answer/);
         return true;
@@ -205,7 +205,7 @@ describe('connect dialect over loopback (§3)', () => {
 
     it('a compressed frame is refused with a typed error', async () => {
       server.handle((_request, response) => replyStream(response, encodeEnvelope('{}', 0x01)));
-      await assert.rejects(collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())), /compressed/);
+      await assert.rejects(collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))), /compressed/);
     });
 
     it('reports unknown protocol parts once each through onUnknown and keeps streaming', async () => {
@@ -217,7 +217,7 @@ describe('connect dialect over loopback (§3)', () => {
         { eventOffset: 5, done: {} },
       ]);
       server.handle((_request, response) => replyStream(response, framesToBytes(frames)));
-      const events = await collect(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()));
+      const events = await collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())));
       assert.deepEqual(unknowns, ['op:upsert']);
       assert.deepEqual(events.at(-2), { type: 'text-delta', text: 'fine' });
     });
@@ -231,7 +231,7 @@ describe('connect dialect over loopback (§3)', () => {
         response.write(encodeEnvelope(JSON.stringify({ eventOffset: 1, op: 'set', block: { id: '0', text: { content: 'first' } } })));
         // …and never ends on its own.
       });
-      for await (const event of dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())) {
+      for await (const event of eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))) {
         assert.deepEqual(event, { type: 'text-delta', text: 'first' });
         break;
       }
@@ -249,7 +249,7 @@ describe('connect dialect over loopback (§3)', () => {
       const controller = new AbortController();
       // The client gives up after the first event, as a disconnecting HTTP client would.
       await assert.rejects(async () => {
-        for await (const _event of dialect.streamReply(session, prompt(), { citations: 'numbered' }, controller.signal)) controller.abort();
+        for await (const _event of eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, controller.signal))) controller.abort();
       }, (error: unknown) => (error as Error).name === 'AbortError');
       await Promise.race([upstreamClosed, delay(2_000, undefined, { ref: false }).then(() => assert.fail('upstream connection still open'))]);
     });

@@ -1,17 +1,17 @@
 /**
  * @module upstream/connect/connect-stream
- * One `ChatService/Chat` call as an async iterable of `ChatEvent`s (protocol spec §3.2, §3.5, §3.6):
- * sends one envelope, decodes frames from the byte stream as they arrive, and applies the
- * end-of-stream rules. Leaving the loop early destroys the upstream body.
+ * One `ChatService/Chat` call as an async iterable of `ChatEvent` batches (protocol spec §3.2, §3.5, §3.6):
+ * sends one envelope, decodes frames from the byte stream as they arrive (one batch per read), and applies
+ * the end-of-stream rules. Leaving the loop early destroys the upstream body.
  */
 import { UpstreamError, type GatewayError } from '../../errors.ts';
-import type { ChatEvent, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
-import { describeBody, parseJsonSafely, readBodyChunks, readBodyText, type UpstreamResponse } from '../upstream-http.ts';
+import type { ChatEvent, ChatEventBatch, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
+import { describeBody, parseJsonSafely, readBodyRuns, readBodyText, type UpstreamResponse } from '../upstream-http.ts';
 import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
 import { buildChatRequest } from './connect-chat-request.ts';
 import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact, type ConnectErrorContext } from './connect-errors.ts';
 import { initialStreamState, mapConnectFrame, mapEndOfStream, type MapperOptions, type UnknownReport } from './connect-events.ts';
-import { ConnectFrameDecoder, encodeEnvelope } from './connect-framing.ts';
+import { ConnectFrameDecoder, encodeEnvelope, type ConnectFrame } from './connect-framing.ts';
 import { errorContext } from './connect-rpc.ts';
 
 export interface StreamExtras {
@@ -26,7 +26,7 @@ export async function* streamChat(
   replyOptions: StreamReplyOptions,
   signal: AbortSignal,
   extras: StreamExtras,
-): AsyncGenerator<ChatEvent, void, undefined> {
+): AsyncGenerator<ChatEventBatch, void, undefined> {
   const url = `${settings.baseUrl}/apiv2/kimi.gateway.chat.v1.ChatService/Chat`;
   const context = errorContext(settings, { operation: 'chat', conversationId: prompt.conversation?.id });
   const response = await settings.http.send({
@@ -46,27 +46,39 @@ export async function* streamChat(
     const utf8 = new TextDecoder('utf-8');
     let state = initialStreamState();
     let end: { sawEndFrame: true; payload: unknown } | { sawEndFrame: false } = { sawEndFrame: false };
-    reading: for await (const chunk of bodyChunks(response, url)) {
-      for (const frame of decoder.push(chunk)) {
+    reading: for await (const run of bodyRuns(response, url)) {
+      const batch: ChatEvent[] = [];
+      // What this run of chunks carried reaches the client even when a later frame in it fails or ends the stream.
+      let failure: GatewayError | undefined;
+      decoding: for (const frame of decodeRun(decoder, run)) {
         // Frames are complete here, so decoding never splits a UTF-8 sequence.
         const payload = frame.payload.length === 0 ? {} : parseJsonSafely(utf8.decode(frame.payload));
-        if (payload === undefined) throw new UpstreamError('Kimi sent a stream frame that is not JSON.', { isRetryable: true });
+        if (payload === undefined) {
+          failure = new UpstreamError('Kimi sent a stream frame that is not JSON.', { isRetryable: true });
+          break decoding;
+        }
         if (frame.isEndStream) {
           end = { sawEndFrame: true, payload };
-          break reading;
+          break decoding;
         }
         const result = mapConnectFrame(state, payload, options);
         state = result.state;
         for (const unknown of result.unknowns) extras.report(unknown);
-        for (const event of result.events) yield event;
-        if (result.error) throw result.error;
+        for (const event of result.events) batch.push(event);
+        if (result.error) {
+          failure = result.error;
+          break decoding;
+        }
       }
+      if (batch.length > 0) yield batch;
+      if (failure) throw failure;
+      if (end.sawEndFrame) break reading;
     }
     if (!end.sawEndFrame && decoder.bufferedBytes > 0) {
       throw new UpstreamError('Kimi\'s answer stream broke off in the middle of a frame.', { isRetryable: true });
     }
     const finish = mapEndOfStream(state, end, options);
-    for (const event of finish.events) yield event;
+    if (finish.events.length > 0) yield finish.events;
     if (finish.error) throw finish.error;
   } finally {
     // Consumer gone, error or end frame: release the connection now rather than at garbage collection.
@@ -74,9 +86,14 @@ export async function* streamChat(
   }
 }
 
-/** The body's chunks, with socket failures and idle timeouts mapped to gateway errors. */
-function bodyChunks(response: UpstreamResponse, url: string): AsyncGenerator<Uint8Array> {
-  return readBodyChunks(response.body, url);
+/** The body's chunks, all those already received at a time, with socket failures and idle timeouts mapped to gateway errors. */
+function bodyRuns(response: UpstreamResponse, url: string): AsyncGenerator<Uint8Array[]> {
+  return readBodyRuns(response.body, url);
+}
+
+/** The complete frames in a run of chunks (a frame split across chunks comes out whole). */
+function* decodeRun(decoder: ConnectFrameDecoder, run: readonly Uint8Array[]): Generator<ConnectFrame> {
+  for (const chunk of run) yield* decoder.push(chunk);
 }
 
 /** A 200 that is not a Connect stream: a unary-style Connect error, or an HTML page from a proxy. */

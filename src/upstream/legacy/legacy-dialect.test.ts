@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { AuthenticationError, ConflictError, NotFoundError, RateLimitError, UpstreamError } from '../../errors.ts';
-import type { ChatEvent, KimiPrompt } from '../dialect.ts';
+import { eachEvent, type ChatEvent, type KimiPrompt } from '../dialect.ts';
 import { createLegacyDialect, type LegacyDialect } from './legacy-dialect.ts';
 import { collect, createTestHttp, modelChoice, readFixture, sendJson, sendSse, startLoopbackServer, testSession, type LoopbackServer } from './legacy-test-server.ts';
 import type { UpstreamHttp } from '../upstream-http.ts';
@@ -69,7 +69,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
 
   it('(a) creates a chat and maps a plain answer; request bodies and headers are exact', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('a-plain-answer.sse')));
-    const events = await collect(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)));
+    const events = await collect(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
     assert.deepEqual(events, [
       { type: 'conversation-start', conversationId: chatId },
       { type: 'message-start', messageId: 'cr1a2b3c4d5e6f7g8h9k' },
@@ -100,7 +100,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
 
   it('(b) continues a known chat with the k1 agent and maps reasoning', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('b-thinking.sse')));
-    const reply = dialect.streamReply(testSession, prompt({ model: modelChoice({ thinking: true }), conversation: { id: chatId } }), citations, AbortSignal.timeout(5_000));
+    const reply = eachEvent(dialect.streamReply(testSession, prompt({ model: modelChoice({ thinking: true }), conversation: { id: chatId } }), citations, AbortSignal.timeout(5_000)));
     assert.deepEqual(await collect(reply), [
       { type: 'conversation-start', conversationId: chatId },
       { type: 'message-start', messageId: 'cr2b000000000000000k' },
@@ -116,7 +116,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
   it('(c) turns search results into numbered sources and sends use_search and file refs', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('c-web-search.sse')));
     const file = { id: 'file-1', name: 'a.pdf', mediaType: 'application/pdf', sizeBytes: 123, kind: 'document' as const, detail: { id: 'file-1', name: 'a.pdf', size: 123, status: 'parsed' } };
-    const reply = dialect.streamReply(testSession, prompt({ text: '南京今天天气', model: modelChoice({ search: true }), files: [file] }), citations, AbortSignal.timeout(5_000));
+    const reply = eachEvent(dialect.streamReply(testSession, prompt({ text: '南京今天天气', model: modelChoice({ search: true }), files: [file] }), citations, AbortSignal.timeout(5_000)));
     assert.deepEqual(await collect(reply), [
       { type: 'conversation-start', conversationId: chatId },
       { type: 'search-source', source: { index: 1, title: '南京天气', url: 'http://example.cn/nj' } },
@@ -150,7 +150,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
 
   it('(d) throws the overload error after the partial text', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('d-error-mid-stream.sse')));
-    const { events, error } = await consume(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)));
+    const { events, error } = await consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
     assert.deepEqual(events, [
       { type: 'conversation-start', conversationId: chatId },
       { type: 'text-delta', text: '部分回答' },
@@ -163,7 +163,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
 
   it('(e) maps the HTTP 401 JSON answer to invalid_token', async () => {
     server.routes.set(streamRoute, (_request, response) => response.writeHead(401, { 'content-type': 'application/json' }).end(readFixture('e-auth-failure.json')));
-    const { events, error } = await consume(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)));
+    const { events, error } = await consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
     assert.deepEqual(events, [{ type: 'conversation-start', conversationId: chatId }]);
     assert.ok(error instanceof AuthenticationError);
     assert.equal(error.blamesAccount, true);
@@ -176,7 +176,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
       call += 1;
       sendSse(response, readFixture(call === 1 ? 'd-length-cut.sse' : 'd-length-continuation.sse'));
     });
-    const events = await collect(dialect.streamReply(testSession, prompt({ text: 'long story' }), citations, AbortSignal.timeout(5_000)));
+    const events = await collect(eachEvent(dialect.streamReply(testSession, prompt({ text: 'long story' }), citations, AbortSignal.timeout(5_000))));
     assert.deepEqual(events, [
       { type: 'conversation-start', conversationId: chatId },
       { type: 'message-start', messageId: 'cr4d0000000000000msg' },
@@ -195,7 +195,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
 
   it('stops continuing after maxContinuations and finishes with length', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('d-length-cut.sse')));
-    const events = await collect(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)));
+    const events = await collect(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
     assert.equal(streamRequests().length, 3, 'the first request and two continuations');
     assert.deepEqual(events.at(-1), { type: 'finish', reason: 'length' });
     assert.equal(events.filter((event) => event.type === 'text-delta').length, 3);
@@ -203,11 +203,11 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
 
   it('reports a stream cut before all_done as a retryable upstream error, and an empty answer as an error', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, 'data: {"event":"cmpl","text":"half"}\n\n'));
-    const truncated = await consume(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)));
+    const truncated = await consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
     assert.deepEqual(truncated.events.at(-1), { type: 'text-delta', text: 'half' });
     assert.ok(truncated.error instanceof UpstreamError && truncated.error.isRetryable);
     server.routes.set(streamRoute, (_request, response) => sendSse(response, 'data: {"event":"all_done"}\n\n'));
-    const empty = await consume(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)));
+    const empty = await consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
     assert.ok(empty.error instanceof UpstreamError);
     assert.match(empty.error.message, /without producing any answer/);
   });
@@ -215,18 +215,18 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
   it('maps a busy chat (HTTP 400 and a 200 JSON body) to 409 and HTTP 429 to rate_limited with Retry-After', async () => {
     const busy = { error_type: 'chat.user_stream_pushing', message: '当前会话正在生成中' };
     server.routes.set(streamRoute, (_request, response) => sendJson(response, 400, busy));
-    assert.ok((await consume(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)))).error instanceof ConflictError);
+    assert.ok((await consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))))).error instanceof ConflictError);
     server.routes.set(streamRoute, (_request, response) => sendJson(response, 200, busy));
-    assert.ok((await consume(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)))).error instanceof ConflictError);
+    assert.ok((await consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))))).error instanceof ConflictError);
     server.routes.set(streamRoute, (_request, response) => sendJson(response, 429, {}, { 'retry-after': '12' }));
-    const { error } = await consume(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)));
+    const { error } = await consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
     assert.ok(error instanceof RateLimitError);
     assert.equal(error.retryAfterMs, 12_000);
   });
 
   it('refuses a research turn when no research runs remain, before creating a chat', async () => {
     server.routes.set('GET /api/chat/research/usage', (_request, response) => sendJson(response, 200, { remain: 0, total: 20, used: 20 }));
-    const { error } = await consume(dialect.streamReply(testSession, prompt({ model: modelChoice({ research: true }) }), citations, AbortSignal.timeout(5_000)));
+    const { error } = await consume(eachEvent(dialect.streamReply(testSession, prompt({ model: modelChoice({ research: true }) }), citations, AbortSignal.timeout(5_000))));
     assert.ok(error instanceof RateLimitError);
     assert.equal(error.code, 'insufficient_quota');
     assert.deepEqual(server.requests.map((request) => request.path), ['/api/chat/research/usage']);
@@ -247,7 +247,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
     });
 
     const afterBreak = wait();
-    for await (const event of dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))) {
+    for await (const event of eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000)))) {
       if (event.type === 'text-delta') break;
     }
     assert.ok((await afterBreak) < 500);
@@ -255,7 +255,7 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
     const controller = new AbortController();
     const afterAbort = wait();
     const started = Date.now();
-    const consumed = consume(dialect.streamReply(testSession, prompt(), citations, controller.signal));
+    const consumed = consume(eachEvent(dialect.streamReply(testSession, prompt(), citations, controller.signal)));
     setTimeout(() => controller.abort(), 100);
     const { events, error } = await consumed;
     assert.deepEqual(events.at(-1), { type: 'text-delta', text: 'first' });

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { AuthenticationError, NotFoundError, RateLimitError, UpstreamError } from '../../errors.ts';
 import { readBodyChunks, readBodyText, parseJsonSafely, toTransportError, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
-import type { ChatEvent, KimiDialect, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
+import type { ChatEventBatch, KimiDialect, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
 import { fetchLegacyProfile, legacyHeaders, legacySessionFromAccessToken, refreshLegacySession } from './legacy-auth.ts';
 import { completionBody, continuationBody, createChatBody, kimiplusIdFor, legacyModelCatalog } from './legacy-bodies.ts';
 import { errorBodyFromJson, legacyErrorFromBody } from './legacy-errors.ts';
@@ -92,12 +92,12 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
     return parsed.data.id;
   }
 
-  async function* streamReply(session: Session, prompt: KimiPrompt, _options: StreamReplyOptions, signal: AbortSignal): AsyncGenerator<ChatEvent> {
+  async function* streamReply(session: Session, prompt: KimiPrompt, _options: StreamReplyOptions, signal: AbortSignal): AsyncGenerator<ChatEventBatch> {
     if (prompt.conversation) assertConversationId(prompt.conversation.id);
     if (prompt.model.research && options.checkResearchQuota !== false) await ensureResearchQuota(session, signal);
     const kimiplusId = kimiplusIdFor(prompt.model);
     const conversationId = prompt.conversation?.id ?? (await createChat(session, kimiplusId, signal));
-    yield { type: 'conversation-start', conversationId };
+    yield [{ type: 'conversation-start', conversationId }];
     let state = initialLegacyStreamState();
     let body = completionBody(prompt, kimiplusId);
     for (let continuations = 0; ; continuations += 1) {
@@ -105,7 +105,7 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
       state = yield* streamSegment(session, segment, state, signal);
       const outcome = decideAfterSegment(state, continuations, maxContinuations);
       if (outcome.action === 'finish') {
-        yield { type: 'finish', reason: outcome.reason };
+        yield [{ type: 'finish', reason: outcome.reason }];
         return;
       }
       body = continuationBody(outcome.segmentId, kimiplusId);
@@ -119,7 +119,7 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
     segment: { conversationId: string; body: Record<string, unknown>; isKnownChat: boolean },
     state: LegacyStreamState,
     signal: AbortSignal,
-  ): AsyncGenerator<ChatEvent, LegacyStreamState> {
+  ): AsyncGenerator<ChatEventBatch, LegacyStreamState> {
     const path = `/api/chat/${segment.conversationId}/completion/stream`;
     const headers = { ...legacyHeaders(context, session, { chatId: segment.conversationId }), Accept: 'text/event-stream' };
     const response = await sendLegacy(context, { method: 'POST', path, headers, body: segment.body, signal, isConversationLookup: segment.isKnownChat });
@@ -129,7 +129,7 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
       for await (const payload of readSsePayloads(readBodyChunks(response.body, context.baseUrl), context.onUnknown)) {
         const step = mapLegacyPayload(next, payload, mapContext);
         next = step.state;
-        for (const event of step.events) yield event;
+        if (step.events.length > 0) yield step.events;
         if (step.error) throw step.error;
         if (next.ending) break;
       }
