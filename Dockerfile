@@ -18,7 +18,7 @@ ENV NODE_ENV=production \
     STATE_FILE=/data/state.json
 WORKDIR /app
 
-# /data holds the state file (rotated tokens, cooldowns, pending chat deletions); it belongs to the
+# /data holds the state file (rotated tokens, cooldowns) and its chat journal; it belongs to the
 # unprivileged `node` user (uid 1000) that ships with the official image.
 RUN mkdir -p /data && chown node:node /data
 
