@@ -58,6 +58,17 @@ export interface ModelCatalog {
 export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
   const presets: Record<string, ModelPreset> = { ...agentPresets, ...options.presets };
   let upstreamPresets: Record<string, ModelPreset> = {};
+  /** Every preset, configured ones over upstream ones, longest name first: rebuilt only when the catalogue changes. */
+  let lookup = buildLookup();
+
+  function buildLookup(): { all: Record<string, ModelPreset>; keys: { key: string; lower: string }[] } {
+    // Configured presets win over the upstream catalogue, so an operator can correct a renamed scenario.
+    const all = { ...upstreamPresets, ...presets };
+    const keys = Object.keys(all)
+      .sort((left, right) => right.length - left.length)
+      .map((key) => ({ key, lower: key.toLowerCase() }));
+    return { all, keys };
+  }
 
   function useUpstream(models: CatalogModel[]): void {
     upstreamPresets = Object.fromEntries(
@@ -72,6 +83,7 @@ export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
         },
       ]),
     );
+    lookup = buildLookup();
   }
 
   function resolve(publicId: string | undefined, flags: ModelFlags = {}): ResolvedModel {
@@ -80,12 +92,8 @@ export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
     if (kimiPlusIdPattern.test(requested)) {
       return { choice: baseChoice(requested, { kimiplusId: requested, thinking: requested === legacyThinkingAgentId }), isFallback: false };
     }
-    // Configured presets win over the upstream catalogue, so an operator can correct a renamed scenario.
-    const allPresets = { ...upstreamPresets, ...presets };
-    const presetKey = Object.keys(allPresets)
-      .sort((left, right) => right.length - left.length)
-      .find((key) => name === key.toLowerCase() || name.startsWith(`${key.toLowerCase()}-`));
-    const preset = presetKey ? allPresets[presetKey] : undefined;
+    const presetKey = lookup.keys.find(({ lower }) => name === lower || name.startsWith(`${lower}-`))?.key;
+    const preset = presetKey ? lookup.all[presetKey] : undefined;
     const silentSearch = name.includes('silent_search') || name.includes('silent-search');
     const thinking = preset?.thinking ?? (/thinking|reasoner|(^|[-_])k1([-_.]|$)/.test(name) || name === 'k1');
     const search = silentSearch || name.includes('search') || flags.useSearch === true || preset?.search === true;
