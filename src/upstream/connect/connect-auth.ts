@@ -45,7 +45,7 @@ export function sessionFromAccessToken(accessToken: string): Session {
 
 /** Headers of every call (§3.3); `bearer` is omitted for the refresh POST, which takes the token in the body. */
 export function connectHeaders(settings: ConnectSettings, identity: AccountIdentity, bearer?: string): Record<string, string> {
-  const origin = new URL(settings.baseUrl).origin;
+  const origin = originOf(settings.baseUrl);
   const headers: Record<string, string> = {
     'connect-protocol-version': '1',
     'x-msh-platform': 'web',
@@ -61,6 +61,17 @@ export function connectHeaders(settings: ConnectSettings, identity: AccountIdent
   if (isHeaderSafe(identity.sessionId)) headers['x-msh-session-id'] = identity.sessionId;
   if (isHeaderSafe(identity.userId)) headers['x-traffic-id'] = identity.userId;
   return headers;
+}
+
+/** The origin of a base URL, parsed once per URL (this runs for every upstream call). */
+const origins = new Map<string, string>();
+function originOf(baseUrl: string): string {
+  let origin = origins.get(baseUrl);
+  if (origin === undefined) {
+    origin = new URL(baseUrl).origin;
+    origins.set(baseUrl, origin);
+  }
+  return origin;
 }
 
 const tokenPairSchema = z.looseObject({
