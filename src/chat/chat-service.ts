@@ -161,6 +161,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       conversation: continued ? { id: continued.id, parentMessageId: continued.record.parentMessageId } : undefined,
     };
     const citations = model.silentSearch ? 'strip' : 'numbered';
+    const promptEstimate = request.estimateUsage !== false ? estimateWhileWaiting(prompt.text) : undefined;
     let hasContent = false;
     const outputParts: string[] = [];
     const sources: { index: number; title: string; url: string }[] = [];
@@ -183,8 +184,8 @@ export function createChatService(options: ChatServiceOptions): ChatService {
                 outputParts.push(sourceList);
                 out.push({ type: 'text-delta', text: sourceList });
               }
-              if (request.estimateUsage !== false) {
-                const [promptTokens, completionTokens] = await Promise.all([estimateTokens(prompt.text), estimateTokens(outputParts.join(''))]);
+              if (promptEstimate) {
+                const [promptTokens, completionTokens] = await Promise.all([promptEstimate, estimateTokens(outputParts.join(''))]);
                 out.push({ type: 'usage', promptTokens, completionTokens, isEstimate: true });
               }
             }
@@ -299,6 +300,16 @@ export function createChatService(options: ChatServiceOptions): ChatService {
 function withSoonestRetry(error: unknown, soonestRetryAfterMs: number): unknown {
   if (!(error instanceof RateLimitError) || !(soonestRetryAfterMs < (error.retryAfterMs ?? Number.POSITIVE_INFINITY))) return error;
   return new RateLimitError(error.code as RateLimitCode, error.message, { retryAfterMs: soonestRetryAfterMs, upstreamReason: error.upstreamReason, cause: error });
+}
+
+/**
+ * Counts the prompt's tokens once the upstream request is on its way (setImmediate runs after this turn's
+ * I/O), so the count costs the answer no time. Never an unhandled rejection: the caller awaits it at the end.
+ */
+function estimateWhileWaiting(text: string): Promise<number> {
+  const estimate = new Promise<number>((resolve, reject) => setImmediate(() => estimateTokens(text).then(resolve, reject)));
+  estimate.catch(() => undefined);
+  return estimate;
 }
 
 function isContentEvent(event: ChatEvent): boolean {
