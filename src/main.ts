@@ -18,6 +18,7 @@ import type { Config } from './config.ts';
 import { openAttachment } from './files/fetch-attachment.ts';
 import { findSpooledPayload, openSpooledDataUrl } from './files/open-spooled-data-url.ts';
 import { createGuardedAgent } from './files/ssrf-agent.ts';
+import { sweepOrphanedTempFiles } from './files/spool-file.ts';
 import { createApp, type App, type Route } from './http/app.ts';
 import { createCredentialResolver } from './http/credentials.ts';
 import { buildRoutes } from './http/routes.ts';
@@ -213,6 +214,10 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const port = (server.address() as AddressInfo).port;
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   preloadTokenizer();
+  // Attachments spooled by a process that crashed mid-request would otherwise stay in the temp folder.
+  void sweepOrphanedTempFiles().then((deleted) => {
+    if (deleted > 0) log.info({ deleted }, 'deleted temporary attachment files left by an earlier run');
+  });
   if (config.API_KEYS.length === 0 && config.serverTokens.length > 0 && config.HOST !== '127.0.0.1') {
     log.warn({}, 'KIMI_TOKENS is set without API_KEYS: anyone who can reach this port can use the pool. Set API_KEYS.');
   }

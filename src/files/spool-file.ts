@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { lstat, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -56,4 +56,37 @@ export function spooledFileBody(path: string): AsyncIterable<Uint8Array> {
 
 export async function removeSpooledFile(path: string): Promise<void> {
   await rm(path, { force: true });
+}
+
+/** The names this gateway gives its temporary files (here and in http/read-json-body.ts): 24 hex digits. */
+const temporaryFileName = /^(?:kimi-attachment|kfa-spool)-[0-9a-f]{24}$/;
+
+/**
+ * Deletes temporary files left by a process that crashed mid-request. Every such file lives only as long as one
+ * request, so one older than `olderThanMs` belongs to no running request; younger ones may belong to a replica
+ * on the same machine and are left alone. Returns how many were deleted; failures are skipped, never thrown.
+ */
+export async function sweepOrphanedTempFiles(options: { directory?: string; olderThanMs?: number; now?: number } = {}): Promise<number> {
+  const directory = options.directory ?? tmpdir();
+  const cutoff = (options.now ?? Date.now()) - (options.olderThanMs ?? 60 * 60_000);
+  let names: string[];
+  try {
+    names = await readdir(directory);
+  } catch {
+    return 0;
+  }
+  let deleted = 0;
+  for (const name of names) {
+    if (!temporaryFileName.test(name)) continue;
+    const path = join(directory, name);
+    try {
+      const info = await lstat(path);
+      if (!info.isFile() || info.mtimeMs > cutoff || (typeof process.getuid === 'function' && info.uid !== process.getuid())) continue;
+      await rm(path, { force: true });
+      deleted += 1;
+    } catch {
+      // Gone meanwhile or not ours to touch.
+    }
+  }
+  return deleted;
 }
