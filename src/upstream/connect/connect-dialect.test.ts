@@ -208,6 +208,25 @@ describe('connect dialect over loopback (§3)', () => {
       await assert.rejects(collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))), /compressed/);
     });
 
+    it('an unreadable frame header ends the stream only after the frames before it, even within one read', async () => {
+      server.handle((_request, response) => {
+        response.writeHead(200, { 'content-type': 'application/connect+json' });
+        // Separate HTTP chunks written at once: one read, one run of chunks for the gateway.
+        response.write(encodeEnvelope(JSON.stringify({ eventOffset: 1, op: 'set', chat: { id: 'chat-1' } })));
+        response.end(
+          Buffer.concat([
+            encodeEnvelope(JSON.stringify({ eventOffset: 2, op: 'set', block: { id: '0', text: { content: 'hello' } } })),
+            encodeEnvelope('{}', 0x01),
+          ]),
+        );
+      });
+      const seen: ChatEvent[] = [];
+      await assert.rejects(async () => {
+        for await (const event of eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal()))) seen.push(event);
+      }, /compressed/);
+      assert.deepEqual(seen, [{ type: 'conversation-start', conversationId: 'chat-1' }, { type: 'text-delta', text: 'hello' }]);
+    });
+
     it('reports unknown protocol parts once each through onUnknown and keeps streaming', async () => {
       const frames = transcript([
         { eventOffset: 1, op: 'set', chat: { id: 'c' } },

@@ -45,20 +45,28 @@ export class ConnectFrameDecoder {
   }
 
   push(chunk: Uint8Array): ConnectFrame[] {
+    return [...this.frames(chunk)];
+  }
+
+  /**
+   * The complete frames once `chunk` is added, one at a time: a bad frame header throws only after every frame
+   * before it was handed out, so what arrived intact still reaches the client before the error.
+   */
+  *frames(chunk: Uint8Array): Generator<ConnectFrame> {
     if (chunk.length > 0) {
       this.#chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       this.#bufferedBytes += chunk.length;
     }
-    const frames: ConnectFrame[] = [];
     for (;;) {
       if (!this.#header) {
-        if (this.#bufferedBytes < headerBytes) return frames;
+        if (this.#bufferedBytes < headerBytes) return;
         this.#header = parseHeader(this.#take(headerBytes), this.#maxFrameBytes);
       }
-      if (this.#bufferedBytes < this.#header.length) return frames;
+      if (this.#bufferedBytes < this.#header.length) return;
       const isEndStream = (this.#header.flags & endStreamFlag) !== 0;
-      frames.push({ isEndStream, payload: this.#take(this.#header.length) });
+      const frame = { isEndStream, payload: this.#take(this.#header.length) };
       this.#header = undefined;
+      yield frame;
     }
   }
 

@@ -50,25 +50,30 @@ export async function* streamChat(
       const batch: ChatEvent[] = [];
       // What this run of chunks carried reaches the client even when a later frame in it fails or ends the stream.
       let failure: GatewayError | undefined;
-      decoding: for (const frame of decodeRun(decoder, run)) {
-        // Frames are complete here, so decoding never splits a UTF-8 sequence.
-        const payload = frame.payload.length === 0 ? {} : parseJsonSafely(utf8.decode(frame.payload));
-        if (payload === undefined) {
-          failure = new UpstreamError('Kimi sent a stream frame that is not JSON.', { isRetryable: true });
-          break decoding;
+      try {
+        decoding: for (const frame of decodeRun(decoder, run)) {
+          // Frames are complete here, so decoding never splits a UTF-8 sequence.
+          const payload = frame.payload.length === 0 ? {} : parseJsonSafely(utf8.decode(frame.payload));
+          if (payload === undefined) {
+            failure = new UpstreamError('Kimi sent a stream frame that is not JSON.', { isRetryable: true });
+            break decoding;
+          }
+          if (frame.isEndStream) {
+            end = { sawEndFrame: true, payload };
+            break decoding;
+          }
+          const result = mapConnectFrame(state, payload, options);
+          state = result.state;
+          for (const unknown of result.unknowns) extras.report(unknown);
+          for (const event of result.events) batch.push(event);
+          if (result.error) {
+            failure = result.error;
+            break decoding;
+          }
         }
-        if (frame.isEndStream) {
-          end = { sawEndFrame: true, payload };
-          break decoding;
-        }
-        const result = mapConnectFrame(state, payload, options);
-        state = result.state;
-        for (const unknown of result.unknowns) extras.report(unknown);
-        for (const event of result.events) batch.push(event);
-        if (result.error) {
-          failure = result.error;
-          break decoding;
-        }
+      } catch (error) {
+        // A frame header that cannot be read (compressed, unknown flags, too large) ends the stream after what came before it.
+        failure = error as GatewayError;
       }
       if (batch.length > 0) yield batch;
       if (failure) throw failure;
@@ -93,7 +98,7 @@ function bodyRuns(response: UpstreamResponse, url: string): AsyncGenerator<Uint8
 
 /** The complete frames in a run of chunks (a frame split across chunks comes out whole). */
 function* decodeRun(decoder: ConnectFrameDecoder, run: readonly Uint8Array[]): Generator<ConnectFrame> {
-  for (const chunk of run) yield* decoder.push(chunk);
+  for (const chunk of run) yield* decoder.frames(chunk);
 }
 
 /** A 200 that is not a Connect stream: a unary-style Connect error, or an HTML page from a proxy. */
