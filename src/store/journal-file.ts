@@ -14,8 +14,8 @@ import type { StoreLog } from './state-store.ts';
 type JournalLine = { k: string; v: string; x?: number } | { k: string; d: 1 };
 
 export interface JournalFile {
-  /** Replays the file: the entries as of the last complete line. */
-  load(): Promise<Map<string, StoredEntry>>;
+  /** Replays the file: the entries as of the last complete line; `exists` is false when there is no file yet. */
+  load(): Promise<{ entries: Map<string, StoredEntry>; exists: boolean }>;
   /**
    * Records `changes` (undefined = deleted). Compacts instead when the file has grown past twice the live
    * entries; `sync` waits until the bytes are on disk.
@@ -30,6 +30,8 @@ export function openJournalFile(path: string, log: StoreLog): JournalFile {
   let lineCount = 0;
   /** The file ends inside a line (a crash mid-append): the next append starts on a fresh line. */
   let endsMidLine = false;
+  /** An append failed part-way: the next write replaces the file. */
+  let mustCompact = false;
 
   return {
     async load() {
@@ -38,7 +40,7 @@ export function openJournalFile(path: string, log: StoreLog): JournalFile {
       try {
         text = await readFile(path, 'utf8');
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return entries;
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { entries, exists: false };
         throw error;
       }
       endsMidLine = text.length > 0 && !text.endsWith('\n');
@@ -55,26 +57,34 @@ export function openJournalFile(path: string, log: StoreLog): JournalFile {
         else entries.set(line.k, line.x === undefined ? { value: line.v } : { value: line.v, expiresAt: line.x });
       }
       if (skipped > 0) log.warn({ path, skipped }, 'state journal had unreadable lines (a write cut short by a crash); skipped them');
-      return entries;
+      return { entries, exists: true };
     },
 
     async write(changes, live, liveCount, sync) {
-      if (lineCount + changes.size > 2 * liveCount + compactionSlackLines) {
+      if (mustCompact || lineCount + changes.size > 2 * liveCount + compactionSlackLines) {
         let text = '';
         for (const [key, entry] of live()) text += formatLine(key, entry);
         await writeFileAtomically(path, text);
         lineCount = liveCount;
         endsMidLine = false;
+        mustCompact = false;
         return;
       }
       let text = endsMidLine ? '\n' : '';
       for (const [key, entry] of changes) text += formatLine(key, entry);
-      const handle = await open(path, 'a', 0o600);
       try {
-        await handle.appendFile(text, 'utf8');
-        if (sync) await handle.sync();
-      } finally {
-        await handle.close();
+        const handle = await open(path, 'a', 0o600);
+        try {
+          await handle.appendFile(text, 'utf8');
+          if (sync) await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } catch (error) {
+        // Part of the text may be on disk (a full disk, an I/O error): the retry rewrites the file whole instead
+        // of appending after a fragment that would swallow the next line.
+        mustCompact = true;
+        throw error;
       }
       lineCount += changes.size;
       endsMidLine = false;

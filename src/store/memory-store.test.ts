@@ -1,6 +1,6 @@
 // Tests for the in-process store and its state file (contract STATE_FILE; protocol spec §10.2 durable rotation).
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -254,6 +254,41 @@ describe('memory store with a journal for temporary chats (§10.3)', () => {
     const reopened = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
     assert.equal(await reopened.get('conv:old'), 'record');
     await reopened.close();
+  });
+
+  test('once a journal exists it decides its keys: a stale copy in the state file cannot bring back a deleted chat', async () => {
+    const path = join(directory, 'journal-stale', 'state.json');
+    const gateway = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    await gateway.set('conv:gone', 'record', { durable: true });
+    await gateway.delete('conv:gone');
+    await gateway.close();
+    // A half-finished migration: the state file still holds a copy the journal has deleted since.
+    const older = await openMemoryStore({ filePath: path, syncIntervalMs: 0 });
+    await older.set('conv:gone', 'stale', { durable: true });
+    await older.close();
+    const reopened = await openMemoryStore({ filePath: path, journalPrefixes, syncIntervalMs: 0 });
+    assert.equal(await reopened.get('conv:gone'), undefined);
+    await reopened.flush();
+    assert.equal('conv:gone' in (await readEntries(path)), false, 'the state file is rewritten without the stale copy');
+    await reopened.close();
+  });
+
+  test('after an append fails, the next write replaces the journal whole (no fragment left to swallow a line)', async () => {
+    const path = join(directory, 'journal-failed-append', 'state.json');
+    const store = await openMemoryStore({ filePath: path, journalPrefixes, flushDelayMs: 60_000, syncIntervalMs: 0 });
+    await store.set('conv:1', 'one');
+    await store.flush();
+    // Make the append fail: the journal's path becomes a directory for a moment.
+    await rm(`${path}.journal`);
+    await mkdir(`${path}.journal`);
+    await store.set('conv:2', 'two');
+    await assert.rejects(store.flush());
+    await rm(`${path}.journal`, { recursive: true });
+    await writeFile(`${path}.journal`, '{"k":"conv:1","v":"one"}\n{"k":"conv:2","v":"tw');
+    await store.flush();
+    const lines = (await readFile(`${path}.journal`, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map((line) => [line.k, line.v]).sort(), [['conv:1', 'one'], ['conv:2', 'two']]);
+    await store.close();
   });
 
   test('another process writing the state file (add-account) leaves the journal keys alone', async () => {

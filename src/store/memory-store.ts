@@ -197,10 +197,23 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     const loaded = await readStateFile(filePath, log);
     for (const [key, entry] of loaded.entries) if (isLive(entry)) entries.set(key, entry);
     if (journal) {
-      // A state file from before the journal holds these keys itself: move them over on the first flush.
-      for (const key of loaded.entries.keys()) if (isJournalKey(key) && entries.has(key)) markDirty(key);
-      if (journalChanges.size > 0) markDirty('');
-      for (const [key, entry] of await journal.load()) if (isLive(entry)) entries.set(key, entry);
+      const replayed = await journal.load();
+      if (replayed.exists) {
+        // The journal is the truth for its keys; a copy left in the state file (a migration whose state-file
+        // write never happened) must not bring back what the journal has since deleted.
+        let hasStaleCopies = false;
+        for (const key of loaded.entries.keys()) {
+          if (!isJournalKey(key)) continue;
+          entries.delete(key);
+          hasStaleCopies = true;
+        }
+        if (hasStaleCopies) markDirty(''); // rewrite the state file without them
+      } else {
+        // A state file from before the journal holds these keys itself: move them over on the first flush.
+        for (const key of loaded.entries.keys()) if (isJournalKey(key) && entries.has(key)) markDirty(key);
+        if (journalChanges.size > 0) markDirty('');
+      }
+      for (const [key, entry] of replayed.entries) if (isLive(entry)) entries.set(key, entry);
     }
     baseline = liveEntries();
     lastStamp = loaded.stamp;
