@@ -12,8 +12,11 @@ import { createChatService, type ChatService } from './chat-service.ts';
 import { foldChatEvents } from './fold-chat-events.ts';
 import { createModelCatalog } from './model-catalog.ts';
 
-/** Decides what one upstream reply does; `name` is the account, from its access token (`a-access-1`). */
-type Reply = (name: string, accessToken: string, call: number) => (ChatEvent | Error)[] | Error;
+/**
+ * Decides what one upstream reply does; `name` is the account, from its access token (`a-access-1`). Each item is
+ * one batch: an event alone, or an array of events that arrived together.
+ */
+type Reply = (name: string, accessToken: string, call: number) => (ChatEvent | ChatEvent[] | Error)[] | Error;
 
 interface Setup {
   chat: ChatService;
@@ -22,6 +25,8 @@ interface Setup {
   clock: FakeClock;
   ids: string[];
   calls: string[];
+  /** Upstream replies whose stream has been closed (ended, failed or abandoned by the consumer). */
+  closedReplies: () => number;
 }
 
 const silentLog = { info() {}, warn() {} };
@@ -31,6 +36,7 @@ async function setup(names: string[], reply: Reply, limits: { maxAttempts?: numb
   const upstream = new FakeKimiUpstream({ clock: clock.now });
   for (const name of names) upstream.register(name, `${name}-refresh-0`);
   const calls: string[] = [];
+  let closedReplies = 0;
   const withReplies = (dialect: KimiDialect): KimiDialect => ({
     ...dialect,
     async *streamReply(session: Session) {
@@ -38,9 +44,13 @@ async function setup(names: string[], reply: Reply, limits: { maxAttempts?: numb
       calls.push(session.accessToken);
       const outcome = reply(name, session.accessToken, calls.length);
       if (outcome instanceof Error) throw outcome;
-      for (const item of outcome) {
-        if (item instanceof Error) throw item;
-        yield [item];
+      try {
+        for (const item of outcome) {
+          if (item instanceof Error) throw item;
+          yield Array.isArray(item) ? item : [item];
+        }
+      } finally {
+        closedReplies += 1;
       }
     },
   });
@@ -59,7 +69,7 @@ async function setup(names: string[], reply: Reply, limits: { maxAttempts?: numb
     log: silentLog,
     clock: clock.now,
   });
-  return { chat, pool, upstream, clock, ids: accounts.map((account) => account.id), calls };
+  return { chat, pool, upstream, clock, ids: accounts.map((account) => account.id), calls, closedReplies: () => closedReplies };
 }
 
 function answer(text: string): ChatEvent[] {
@@ -88,6 +98,26 @@ describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
     await chat.idle();
     assert.equal(await pool.getConversation('chat-broken'), undefined);
     assert.deepEqual(upstream.deleted.map((entry) => entry.conversationId), ['chat-broken']);
+    await pool.close();
+  });
+});
+
+describe('batches', () => {
+  test('a consumer that leaves after the first batch closes the upstream reply at once (found in review)', async () => {
+    const { chat, pool, closedReplies } = await setup(['a'], (_name, token) => [{ type: 'conversation-start', conversationId: `chat-${token}` }, { type: 'text-delta', text: 'first' }, { type: 'text-delta', text: 'never read' }, { type: 'finish', reason: 'stop' }]);
+    const batches = chat.streamChat({ messages: [{ role: 'user', content: 'hi' }] }, new AbortController().signal).batches[Symbol.asyncIterator]();
+    const first = await batches.next();
+    assert.deepEqual(first.value, [{ type: 'conversation-start', conversationId: 'chat-a-access-1' }, { type: 'text-delta', text: 'first' }]);
+    await batches.return?.(undefined);
+    assert.equal(closedReplies(), 1);
+    await pool.close();
+  });
+
+  test('with a usage estimate, what arrived with the finish goes out before the count; usage and finish follow', async () => {
+    const { chat, pool } = await setup(['a'], (_name, token) => [[{ type: 'conversation-start', conversationId: `chat-${token}` }, { type: 'text-delta', text: 'whole answer' }, { type: 'finish', reason: 'stop' }]]);
+    const seen: string[][] = [];
+    for await (const batch of chat.streamChat({ messages: [{ role: 'user', content: 'hi' }], estimateUsage: true }, new AbortController().signal).batches) seen.push(batch.map((event) => event.type));
+    assert.deepEqual(seen, [['conversation-start', 'text-delta'], ['usage', 'finish']]);
     await pool.close();
   });
 });

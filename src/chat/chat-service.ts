@@ -86,6 +86,8 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       : undefined;
     const exclude = new Set<string>();
     const startedAt = clock();
+    // Counted once per request, while the first upstream call is in flight.
+    const promptEstimate = request.estimateUsage !== false ? estimateWhileWaiting(prompt.text) : undefined;
     let lastError: unknown;
     let soonestRetryAfterMs = Number.POSITIVE_INFINITY;
     for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
@@ -104,8 +106,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       let hasDelivered = false;
       const outcome: AttemptOutcome = {};
       let isSuccess = false;
+      let batches: AsyncGenerator<ChatEventBatch> | undefined;
       try {
-        const batches = attemptOnce(lease, prompt, model, continued, signal, outcome, request);
+        batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate });
         // Hold events until the first content: until then a failure may still move to another account.
         for (let step = await batches.next(); !step.done; step = await batches.next()) {
           pending.push(...step.value);
@@ -129,6 +132,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         exclude.add(lease.account.id);
         options.log.warn({ account: lease.account.id, code: (error as GatewayError).code, attempt }, 'attempt failed before the first byte; trying another account');
       } finally {
+        // A consumer that left while the held events were handed over never reached the attempt: close it, so
+        // the upstream body is released with the lease rather than at its idle timeout.
+        await batches?.return(undefined).catch(() => undefined);
         await finishConversation(lease, outcome, continued, hasDelivered || isSuccess);
         lease.release();
       }
@@ -143,7 +149,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     continued: { id: string; record: ConversationRecord } | undefined,
     signal: AbortSignal,
     outcome: AttemptOutcome,
-    request: Pick<ChatRequest, 'spool' | 'estimateUsage'>,
+    request: { spool: ChatRequest['spool']; promptEstimate: Promise<number> | undefined },
   ): AsyncGenerator<ChatEventBatch> {
     const opened = await openAttachments(prompt, signal, request.spool);
     let session = await lease.session(signal);
@@ -161,7 +167,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       conversation: continued ? { id: continued.id, parentMessageId: continued.record.parentMessageId } : undefined,
     };
     const citations = model.silentSearch ? 'strip' : 'numbered';
-    const promptEstimate = request.estimateUsage !== false ? estimateWhileWaiting(prompt.text) : undefined;
+    const { promptEstimate } = request;
     let hasContent = false;
     const outputParts: string[] = [];
     const sources: { index: number; title: string; url: string }[] = [];
@@ -185,6 +191,8 @@ export function createChatService(options: ChatServiceOptions): ChatService {
                 out.push({ type: 'text-delta', text: sourceList });
               }
               if (promptEstimate) {
+                // What this read carried goes out now; only the usage and the finish wait for the count.
+                if (out.length > 0) yield out.splice(0);
                 const [promptTokens, completionTokens] = await Promise.all([promptEstimate, estimateTokens(outputParts.join(''))]);
                 out.push({ type: 'usage', promptTokens, completionTokens, isEstimate: true });
               }
