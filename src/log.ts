@@ -48,10 +48,11 @@ export function createLogger(options: LoggerOptions): Logger {
 /**
  * Standard output, written in batches: a line waits at most `flushMs` or until 4 KiB are pending. One
  * write per line handed each line to libuv's thread pool and back, 5–8 % of a small request's CPU; pino
- * still flushes what is pending when the process exits.
+ * still flushes what is pending when the process exits. If standard output stops draining, lines beyond
+ * 16 MiB are dropped rather than held without bound.
  */
 function bufferedStdout(flushMs = 200): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: flushMs });
+  return pino.destination({ dest: 1, sync: false, minLength: 4096, maxLength: 16 * 1024 * 1024, periodicFlush: flushMs });
 }
 
 const jwtPattern = /\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}/g;
