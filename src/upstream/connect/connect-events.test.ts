@@ -279,6 +279,13 @@ describe('the hand-checked fast path for content appends', () => {
     { op: 'append', mask: 'block.text.content', eventOffset: 17, block: { id: '0_2', text: { content: ' \u{1F6E0}tool' } } },
     { op: 'append', mask: 'block.text.content', eventOffset: 18, block: { id: '0_2', text: { content: ' and \uE3A0' } } },
     { op: 'append', mask: 'block.text.content', eventOffset: 19, block: { id: '0_2', text: { content: 'cite\uE3A3web_search:1#0\uE3A8 end' } } },
+    { op: 'set', mask: 'block.think', eventOffset: 20, block: { id: '0_3', think: { content: 'second thought' } } },
+    { op: 'set', mask: 'block.text', eventOffset: 21, block: { id: '0_2', text: { content: 'a new block then plain and more' } } },
+    { op: 'set', mask: 'message.status', eventOffset: 22, message: { id: 'm-1', status: 'MESSAGE_STATUS_GENERATING' } },
+    { op: 'set', mask: 'message.status', eventOffset: 23, message: { id: 'm-1', status: 'MESSAGE_STATUS_COMPLETED' } },
+    { op: 'set', mask: 'message.status', eventOffset: 23, message: { id: 'm-1', status: 'MESSAGE_STATUS_GENERATING' } },
+    { eventOffset: 24, done: {} },
+    { eventOffset: 24, done: {} },
   ];
 
   it('maps exactly as the schema path does (§3.6 dedup, blocks, citations and surrogates held across frames, plain appends)', () => {

@@ -77,17 +77,26 @@ const knownToolStatuses = new Set(['STATUS_PENDING', 'STATUS_RUNNING', 'STATUS_D
 export function mapConnectFrame(state: ConnectStreamState, payload: unknown, options: MapperOptions): FrameResult {
   const unknowns: UnknownReport[] = [];
   const events: ChatEvent[] = [];
-  const fast = contentAppendOf(payload);
+  const fast = contentFrameOf(payload);
   if (fast) {
     if (fast.eventOffset !== undefined) {
       if (fast.eventOffset <= state.lastEventOffset) return { state, events, unknowns };
       state = { ...state, lastEventOffset: fast.eventOffset };
     }
-    const plain = plainAppend(state, fast, events);
+    const plain = fast.op === 'append' ? plainAppend(state, fast, events) : undefined;
     if (plain) return { state: plain, events, unknowns };
-    return { state: mapBlock(state, 'append', fast.block, options, events, unknowns), events, unknowns };
+    return { state: mapBlock(state, fast.op, fast.block, options, events, unknowns), events, unknowns };
   }
   if (isPlainHeartbeat(payload)) return { state, events, unknowns };
+  const closing = closingFrameOf(payload);
+  if (closing) {
+    if (closing.eventOffset !== undefined) {
+      if (closing.eventOffset <= state.lastEventOffset) return { state, events, unknowns };
+      state = { ...state, lastEventOffset: closing.eventOffset };
+    }
+    if (closing.kind === 'done') return { state: { ...state, isDone: true }, events, unknowns };
+    return { state: closing.isCompleted ? { ...state, isCompleted: true } : state, events, unknowns };
+  }
   const parsed = frameSchema.safeParse(payload);
   if (!parsed.success) return { state, events, unknowns: [{ kind: 'event', name: Array.isArray(payload) ? 'array' : typeof payload }] };
   const frame = parsed.data;
@@ -170,15 +179,18 @@ function mapMessage(state: ConnectStreamState, message: NonNullable<Frame['messa
 }
 
 /**
- * Most frames of an answer are text or reasoning appends (§3.14). Recognising exactly that shape by hand
- * skips the schema for them (zod was 6 % of the gateway's CPU while streaming); anything else, even with
- * one extra field, takes the full schema path, so unknown parts are still reported.
+ * Most frames of an answer are text or reasoning appends, after one `set` that opens the block (§3.14).
+ * Recognising exactly those shapes by hand skips the schema for them (zod was 6 % of the gateway's CPU while
+ * streaming); anything else, even with one extra field, takes the full schema path, so unknown parts are still
+ * reported.
  */
-function contentAppendOf(payload: unknown): ContentAppend | undefined {
+function contentFrameOf(payload: unknown): ContentFrame | undefined {
   if (typeof payload !== 'object' || payload === null) return undefined;
   const frame = payload as Record<string, unknown>;
-  if (frame.op !== 'append') return undefined;
-  const channel = frame.mask === 'block.text.content' ? 'text' : frame.mask === 'block.think.content' ? 'think' : undefined;
+  const op = frame.op;
+  if (op !== 'append' && op !== 'set') return undefined;
+  const masks = op === 'append' ? contentAppendMasks : contentSetMasks;
+  const channel = frame.mask === masks.text ? 'text' : frame.mask === masks.think ? 'think' : undefined;
   if (!channel) return undefined;
   for (const key in frame) if (key !== 'op' && key !== 'mask' && key !== 'eventOffset' && key !== 'block') return undefined;
   if (frame.eventOffset !== undefined && (typeof frame.eventOffset !== 'number' || !Number.isInteger(frame.eventOffset))) return undefined;
@@ -190,10 +202,14 @@ function contentAppendOf(payload: unknown): ContentAppend | undefined {
   if (typeof part !== 'object' || part === null) return undefined;
   for (const key in part) if (key !== 'content') return undefined;
   if (typeof part.content !== 'string') return undefined;
-  return { eventOffset: frame.eventOffset as number | undefined, block: block as Block, channel: channel === 'think' ? 'reasoning' : 'text', text: part.content };
+  return { op, eventOffset: frame.eventOffset as number | undefined, block: block as Block, channel: channel === 'think' ? 'reasoning' : 'text', text: part.content };
 }
 
-interface ContentAppend {
+const contentAppendMasks = { text: 'block.text.content', think: 'block.think.content' };
+const contentSetMasks = { text: 'block.text', think: 'block.think' };
+
+interface ContentFrame {
+  op: 'set' | 'append';
   eventOffset?: number;
   block: Block;
   channel: Channel;
@@ -201,11 +217,35 @@ interface ContentAppend {
 }
 
 /**
+ * The two frames that close every answer (§3.14 a): `{"eventOffset":N,"done":{}}` and the assistant message's
+ * status `set` (`message.status`), recognised by hand like the content frames; an unknown status takes the
+ * schema path so that it is reported.
+ */
+function closingFrameOf(payload: unknown): { kind: 'done' | 'status'; eventOffset?: number; isCompleted?: boolean } | undefined {
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  const frame = payload as Record<string, unknown>;
+  if (frame.eventOffset !== undefined && (typeof frame.eventOffset !== 'number' || !Number.isInteger(frame.eventOffset))) return undefined;
+  const eventOffset = frame.eventOffset as number | undefined;
+  if (typeof frame.done === 'object' && frame.done !== null) {
+    for (const key in frame) if (key !== 'eventOffset' && key !== 'done') return undefined;
+    return { kind: 'done', eventOffset };
+  }
+  if (frame.op !== 'set' || frame.mask !== 'message.status') return undefined;
+  for (const key in frame) if (key !== 'op' && key !== 'mask' && key !== 'eventOffset' && key !== 'message') return undefined;
+  const message = frame.message as Record<string, unknown> | null | undefined;
+  if (typeof message !== 'object' || message === null) return undefined;
+  for (const key in message) if (key !== 'id' && key !== 'status') return undefined;
+  if (message.id !== undefined && typeof message.id !== 'string') return undefined;
+  if (typeof message.status !== 'string' || !knownMessageStatuses.has(message.status)) return undefined;
+  return { kind: 'status', eventOffset, isCompleted: message.status === 'MESSAGE_STATUS_COMPLETED' };
+}
+
+/**
  * The common case of the common case: more text for the block already streaming, with nothing held back and
  * nothing that could start a citation marker or end in half a surrogate pair. The result is what mapBlock
  * returns for it (a test holds them equal), without the citation scan and the copies of every part of the state.
  */
-function plainAppend(state: ConnectStreamState, append: ContentAppend, events: ChatEvent[]): ConnectStreamState | undefined {
+function plainAppend(state: ConnectStreamState, append: ContentFrame, events: ChatEvent[]): ConnectStreamState | undefined {
   const { channel, text } = append;
   const cursor = state.blocks[channel];
   if (!cursor || cursor.owesSeparator || !state.hasContent[channel] || state.pending[channel] || !text) return undefined;
