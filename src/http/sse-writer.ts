@@ -153,10 +153,12 @@ function createCoalescingWriter(response: ServerResponse, keepAliveMs: number): 
       });
     },
     end() {
-      flush();
       clearInterval(keepAlive);
+      const text = pending;
+      pending = '';
       if (response.writableEnded || response.destroyed) return Promise.resolve();
-      return new Promise((resolve) => response.end(resolve));
+      // The last events, the trailer and the end of the chunked body leave in one write.
+      return new Promise((resolve) => (text ? response.end(text, () => resolve()) : response.end(() => resolve())));
     },
     stop() {
       clearInterval(keepAlive);
