@@ -18,9 +18,9 @@ export interface JournalFile {
   load(): Promise<{ entries: Map<string, StoredEntry>; exists: boolean }>;
   /**
    * Records `changes` (undefined = deleted). Compacts instead when the file has grown past twice the live
-   * entries; `sync` waits until the bytes are on disk.
+   * entries (`live` is walked only when the file may have); `sync` waits until the bytes are on disk.
    */
-  write(changes: ReadonlyMap<string, StoredEntry | undefined>, live: () => Iterable<[string, StoredEntry]>, liveCount: number, sync: boolean): Promise<void>;
+  write(changes: ReadonlyMap<string, StoredEntry | undefined>, live: () => Iterable<[string, StoredEntry]>, sync: boolean): Promise<void>;
 }
 
 /** Lines allowed beyond twice the live entries before a compaction (small journals are never rewritten). */
@@ -32,6 +32,11 @@ export function openJournalFile(path: string, log: StoreLog): JournalFile {
   let endsMidLine = false;
   /** An append failed part-way: the next write replaces the file. */
   let mustCompact = false;
+  /**
+   * Live entries when last counted. Counting walks them all, so it happens only once the file has grown past
+   * twice this many lines: at most once per doubling, not on every flush.
+   */
+  let countedLive = 0;
 
   return {
     async load() {
@@ -60,15 +65,18 @@ export function openJournalFile(path: string, log: StoreLog): JournalFile {
       return { entries, exists: true };
     },
 
-    async write(changes, live, liveCount, sync) {
-      if (mustCompact || lineCount + changes.size > 2 * liveCount + compactionSlackLines) {
-        let text = '';
-        for (const [key, entry] of live()) text += formatLine(key, entry);
-        await writeFileAtomically(path, text);
-        lineCount = liveCount;
-        endsMidLine = false;
-        mustCompact = false;
-        return;
+    async write(changes, live, sync) {
+      const isOverdue = () => lineCount + changes.size > 2 * countedLive + compactionSlackLines;
+      if (mustCompact || isOverdue()) {
+        const entries = [...live()];
+        countedLive = entries.length;
+        if (mustCompact || isOverdue()) {
+          await writeFileAtomically(path, entries.map(([key, entry]) => formatLine(key, entry)).join(''));
+          lineCount = entries.length;
+          endsMidLine = false;
+          mustCompact = false;
+          return;
+        }
       }
       let text = endsMidLine ? '\n' : '';
       for (const [key, entry] of changes) text += formatLine(key, entry);

@@ -127,9 +127,7 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
     isSnapshotDirty = false;
     try {
       if (journal && changed.size > 0) {
-        let liveCount = 0;
-        for (const _entry of liveJournalEntries()) liveCount += 1;
-        await journal.write(changed, liveJournalEntries, liveCount, sync);
+        await journal.write(changed, liveJournalEntries, sync);
       }
       if (!wroteSnapshot) return;
       await withFileLock(path, log, async () => {
