@@ -22,7 +22,7 @@ export async function spoolToTempFile(
   chunks: AsyncIterable<Uint8Array>,
   directory: string = tmpdir(),
 ): Promise<SpooledFile> {
-  const path = join(directory, `kimi-attachment-${randomBytes(12).toString('hex')}`);
+  const path = temporaryFilePath(directory, 'kimi-attachment');
   // 'wx' refuses to follow or reuse an existing path; 0600 keeps other local users out.
   const handle = await open(path, 'wx', 0o600);
   let sizeBytes = 0;
@@ -58,7 +58,11 @@ export async function removeSpooledFile(path: string): Promise<void> {
   await rm(path, { force: true });
 }
 
-/** The names this gateway gives its temporary files (here and in http/read-json-body.ts): 24 hex digits. */
+/** A fresh path for one of this gateway's temporary files; the sweep below recognises exactly these names. */
+export function temporaryFilePath(directory: string, kind: 'kimi-attachment' | 'kfa-spool'): string {
+  return join(directory, `${kind}-${randomBytes(12).toString('hex')}`);
+}
+
 const temporaryFileName = /^(?:kimi-attachment|kfa-spool)-[0-9a-f]{24}$/;
 
 /**

@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { SpooledDataUrl } from '../chat/chat-request.ts';
 import { GatewayError, InvalidRequestError } from '../errors.ts';
+import { temporaryFilePath } from '../files/spool-file.ts';
 import type { HttpContext } from './http-context.ts';
 import { createLargeStringScanner, type ScanEvent } from './spool-large-strings.ts';
 
@@ -162,7 +162,7 @@ function createSpoolRegistry(directory: () => string): SpoolRegistry & { create(
   return {
     async create(mediaType) {
       if (released) throw new Error('The spool has been released.');
-      const path = join(directory(), `kfa-spool-${randomBytes(12).toString('hex')}`);
+      const path = temporaryFilePath(directory(), 'kfa-spool');
       // 'wx' never reuses or follows an existing path; 0600 keeps other local users out.
       const handle: FileHandle = await open(path, 'wx', 0o600);
       paths.push(path);
