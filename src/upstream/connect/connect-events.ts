@@ -79,10 +79,9 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
   const events: ChatEvent[] = [];
   const fast = contentFrameOf(payload);
   if (fast) {
-    if (fast.eventOffset !== undefined) {
-      if (fast.eventOffset <= state.lastEventOffset) return { state, events, unknowns };
-      state = { ...state, lastEventOffset: fast.eventOffset };
-    }
+    const advanced = advanceOffset(state, fast.eventOffset);
+    if (!advanced) return { state, events, unknowns };
+    state = advanced;
     const plain = fast.op === 'append' ? plainAppend(state, fast, events) : undefined;
     if (plain) return { state: plain, events, unknowns };
     return { state: mapBlock(state, fast.op, fast.block, options, events, unknowns), events, unknowns };
@@ -90,10 +89,9 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
   if (isPlainHeartbeat(payload)) return { state, events, unknowns };
   const closing = closingFrameOf(payload);
   if (closing) {
-    if (closing.eventOffset !== undefined) {
-      if (closing.eventOffset <= state.lastEventOffset) return { state, events, unknowns };
-      state = { ...state, lastEventOffset: closing.eventOffset };
-    }
+    const advanced = advanceOffset(state, closing.eventOffset);
+    if (!advanced) return { state, events, unknowns };
+    state = advanced;
     if (closing.kind === 'done') return { state: { ...state, isDone: true }, events, unknowns };
     return { state: closing.isCompleted ? { ...state, isCompleted: true } : state, events, unknowns };
   }
@@ -106,11 +104,9 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
   if (frame.error !== undefined && frame.error !== null) return { state, events, unknowns, error: streamError(frame.error, options) };
   const isStateEvent = frame.heartbeat === undefined;
   if (!isStateEvent) return { state, events, unknowns };
-  if (frame.eventOffset !== undefined) {
-    // §3.6: offsets grow by one per state event; a repeated or older offset is a replayed duplicate.
-    if (frame.eventOffset <= state.lastEventOffset) return { state, events, unknowns };
-    state = { ...state, lastEventOffset: frame.eventOffset };
-  }
+  const advanced = advanceOffset(state, frame.eventOffset);
+  if (!advanced) return { state, events, unknowns };
+  state = advanced;
   const op = frame.op ?? 'set';
   if (op !== 'set' && op !== 'append') {
     unknowns.push({ kind: 'op', name: op });
@@ -193,7 +189,7 @@ function contentFrameOf(payload: unknown): ContentFrame | undefined {
   const channel = frame.mask === masks.text ? 'text' : frame.mask === masks.think ? 'think' : undefined;
   if (!channel) return undefined;
   for (const key in frame) if (key !== 'op' && key !== 'mask' && key !== 'eventOffset' && key !== 'block') return undefined;
-  if (frame.eventOffset !== undefined && (typeof frame.eventOffset !== 'number' || !Number.isInteger(frame.eventOffset))) return undefined;
+  if (!isOffsetOrAbsent(frame.eventOffset)) return undefined;
   const block = frame.block as Record<string, unknown> | null | undefined;
   if (typeof block !== 'object' || block === null) return undefined;
   for (const key in block) if (key !== 'id' && key !== channel) return undefined;
@@ -224,7 +220,7 @@ interface ContentFrame {
 function closingFrameOf(payload: unknown): { kind: 'done' | 'status'; eventOffset?: number; isCompleted?: boolean } | undefined {
   if (typeof payload !== 'object' || payload === null) return undefined;
   const frame = payload as Record<string, unknown>;
-  if (frame.eventOffset !== undefined && (typeof frame.eventOffset !== 'number' || !Number.isInteger(frame.eventOffset))) return undefined;
+  if (!isOffsetOrAbsent(frame.eventOffset)) return undefined;
   const eventOffset = frame.eventOffset as number | undefined;
   if (typeof frame.done === 'object' && frame.done !== null) {
     for (const key in frame) if (key !== 'eventOffset' && key !== 'done') return undefined;
@@ -254,6 +250,18 @@ function plainAppend(state: ConnectStreamState, append: ContentFrame, events: Ch
   if ((last >= 0xd800 && last <= 0xdbff) || !cannotStartMarker(text)) return undefined;
   events.push(delta(channel, text));
   return { ...state, blocks: { ...state.blocks, [channel]: { id: cursor.id, raw: cursor.raw + text, owesSeparator: false } } };
+}
+
+/** §3.6: offsets grow by one per state event; a repeated or older offset is a replayed duplicate (undefined: drop it). */
+function advanceOffset(state: ConnectStreamState, eventOffset: number | undefined): ConnectStreamState | undefined {
+  if (eventOffset === undefined) return state;
+  if (eventOffset <= state.lastEventOffset) return undefined;
+  return { ...state, lastEventOffset: eventOffset };
+}
+
+/** The offsets the hand-read frames accept; anything else (a string, a fraction) takes the schema path. */
+function isOffsetOrAbsent(value: unknown): boolean {
+  return value === undefined || (typeof value === 'number' && Number.isInteger(value));
 }
 
 /** `{"heartbeat":{}}`, optionally with `eventOffset` (§3.6): a third of a short answer's frames, and they carry nothing. */
