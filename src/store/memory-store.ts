@@ -160,10 +160,20 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
   }
 
   function markDirty(key: string): void {
-    if (!filePath) return;
-    isDirty = true;
     if (journal && isJournalKey(key)) journalChanges.add(key);
     else isSnapshotDirty = true;
+    scheduleFlush();
+  }
+
+  /** The state file must be rewritten even though no key of its own changed (journal keys moved out of it). */
+  function markSnapshotDirty(): void {
+    isSnapshotDirty = true;
+    scheduleFlush();
+  }
+
+  function scheduleFlush(): void {
+    if (!filePath) return;
+    isDirty = true;
     if (flushTimer || isClosed) return;
     flushTimer = setTimeout(() => {
       flushTimer = undefined;
@@ -205,11 +215,11 @@ export async function openMemoryStore(options: MemoryStoreOptions = {}): Promise
           entries.delete(key);
           hasStaleCopies = true;
         }
-        if (hasStaleCopies) markDirty(''); // rewrite the state file without them
+        if (hasStaleCopies) markSnapshotDirty();
       } else {
         // A state file from before the journal holds these keys itself: move them over on the first flush.
         for (const key of loaded.entries.keys()) if (isJournalKey(key) && entries.has(key)) markDirty(key);
-        if (journalChanges.size > 0) markDirty('');
+        if (journalChanges.size > 0) markSnapshotDirty();
       }
       for (const [key, entry] of replayed.entries) if (isLive(entry)) entries.set(key, entry);
     }
