@@ -260,7 +260,7 @@ describe('UTF-16 halves across frames', () => {
   });
 });
 
-describe('the hand-checked fast path for content appends', () => {
+describe('the hand-read frames (content, heartbeats, closing status and done)', () => {
   const options: MapperOptions = { citations: 'numbered', defaultRetryAfterMs: 1000 };
   const frames = [
     { op: 'set', mask: 'block.text', eventOffset: 5, block: { id: '0_0', text: { content: '你好' } } },

@@ -271,8 +271,8 @@ function isPlainHeartbeat(payload: unknown): boolean {
   const heartbeat = frame.heartbeat as Record<string, unknown> | null | undefined;
   if (typeof heartbeat !== 'object' || heartbeat === null) return false;
   for (const key in heartbeat) return false;
-  for (const key in frame) if (key !== 'heartbeat' && !(key === 'eventOffset' && typeof frame.eventOffset === 'number')) return false;
-  return true;
+  for (const key in frame) if (key !== 'heartbeat' && key !== 'eventOffset') return false;
+  return isOffsetOrAbsent(frame.eventOffset);
 }
 
 function mapBlock(
