@@ -303,6 +303,39 @@ describe('the hand-read frames (content, heartbeats, closing status and done)', 
     assert.deepEqual(fastState, slowState);
   });
 
+  it('reads the frames that open an answer (chat and messages, §3.14 a) exactly as the schema path does', () => {
+    const opening = [
+      { op: 'set', mask: 'chat.lastRequest', eventOffset: 1, chat: { id: 'chat-1', name: 'Untitled Chat', createTime: '2026-11-28T06:41:27.637Z' } },
+      { op: 'set', mask: 'message', eventOffset: 2, message: { id: 'u-1', role: 'user', status: 'MESSAGE_STATUS_COMPLETED', blocks: [{ id: 'text_0_0', text: { content: 'Say hi.' } }] } },
+      { op: 'set', mask: 'message', eventOffset: 3, message: { id: 'a-1', parentId: 'u-1', role: 'assistant', status: 'MESSAGE_STATUS_GENERATING', scenario: 'SCENARIO_CHAT' } },
+      { op: 'set', mask: 'message', eventOffset: 3, message: { id: 'a-duplicate', role: 'assistant' } },
+      { op: 'set', mask: 'chat.name', eventOffset: 4, chat: { name: 'Say hi.' } },
+      { op: 'set', mask: 'chat.lastRequest', eventOffset: 5, chat: { id: 'chat-2' } },
+      { op: 'set', mask: 'message', eventOffset: 6, message: { id: 42, role: 'assistant', status: 'MESSAGE_STATUS_THINKING' } },
+      { op: 'set', mask: 'message', eventOffset: 7, message: { id: 'a-3', role: 'system' } },
+      { op: 'set', mask: 'message', eventOffset: 8, message: { id: 'a-4', role: 7, status: false } },
+      { op: 'set', mask: 'chat', eventOffset: 9, chat: ['not', 'an', 'object'] },
+      { op: 'set', mask: 'message', eventOffset: 10, message: { id: 'a-5', role: 'assistant', refs: { searchChunks: [{ refIndex: '1', title: 'T', url: 'https://example.com' }] } } },
+    ];
+    let fastState = initialStreamState();
+    let slowState = initialStreamState();
+    const fastEvents: unknown[] = [];
+    for (const frame of opening) {
+      const fast = mapConnectFrame(fastState, frame, options);
+      const slow = mapConnectFrame(slowState, { ...frame, heartbeat: undefined }, options);
+      assert.deepEqual(fast.events, slow.events, JSON.stringify(frame));
+      assert.deepEqual(fast.unknowns, slow.unknowns, JSON.stringify(frame));
+      fastEvents.push(...fast.events);
+      fastState = fast.state;
+      slowState = slow.state;
+    }
+    assert.deepEqual(fastState, slowState);
+    // Not vacuous: the chat and the assistant's messages were found, and the odd enums reported.
+    assert.deepEqual(fastEvents.slice(0, 2), [{ type: 'conversation-start', conversationId: 'chat-1' }, { type: 'message-start', messageId: 'a-1' }]);
+    assert.ok(fastEvents.some((event) => (event as { messageId?: string }).messageId === '42'));
+    assert.equal(fastState.conversationId, 'chat-1');
+  });
+
   it('skips plain heartbeats without touching the state (§3.6), and sends odd ones through the schema', () => {
     const state = { ...initialStreamState(), lastEventOffset: 4 };
     for (const heartbeat of [{ heartbeat: {} }, { eventOffset: 4, heartbeat: {} }]) {

@@ -95,6 +95,14 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
     if (closing.kind === 'done') return { state: { ...state, isDone: true }, events, unknowns };
     return { state: closing.isCompleted ? { ...state, isCompleted: true } : state, events, unknowns };
   }
+  const opening = openingFrameOf(payload);
+  if (opening) {
+    const advanced = advanceOffset(state, opening.eventOffset);
+    if (!advanced) return { state, events, unknowns };
+    state = startConversation(advanced, opening.chatId, events);
+    if (opening.message) state = mapMessage(state, opening.message, events, unknowns);
+    return { state, events, unknowns };
+  }
   const parsed = frameSchema.safeParse(payload);
   if (!parsed.success) return { state, events, unknowns: [{ kind: 'event', name: Array.isArray(payload) ? 'array' : typeof payload }] };
   const frame = parsed.data;
@@ -112,10 +120,7 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
     unknowns.push({ kind: 'op', name: op });
     return { state, events, unknowns };
   }
-  if (frame.chat?.id && state.conversationId === undefined) {
-    state = { ...state, conversationId: frame.chat.id };
-    events.push({ type: 'conversation-start', conversationId: frame.chat.id });
-  }
+  state = startConversation(state, frame.chat?.id, events);
   if (frame.message) state = mapMessage(state, frame.message, events, unknowns);
   if (frame.block) {
     if (frame.block.exception) return { state, events, unknowns, error: errorFromBlockException(frame.block.exception, options.defaultRetryAfterMs) };
@@ -157,6 +162,13 @@ export function mapEndOfStream(
   }
   events.push({ type: 'finish', reason: 'stop' });
   return { events };
+}
+
+/** The first chat id seen is the answer's conversation. */
+function startConversation(state: ConnectStreamState, chatId: string | undefined, events: ChatEvent[]): ConnectStreamState {
+  if (!chatId || state.conversationId !== undefined) return state;
+  events.push({ type: 'conversation-start', conversationId: chatId });
+  return { ...state, conversationId: chatId };
 }
 
 function mapMessage(state: ConnectStreamState, message: NonNullable<Frame['message']>, events: ChatEvent[], unknowns: UnknownReport[]): ConnectStreamState {
@@ -250,6 +262,40 @@ function plainAppend(state: ConnectStreamState, append: ContentFrame, events: Ch
   if ((last >= 0xd800 && last <= 0xdbff) || !cannotStartMarker(text)) return undefined;
   events.push(delta(channel, text));
   return { ...state, blocks: { ...state.blocks, [channel]: { id: cursor.id, raw: cursor.raw + text, owesSeparator: false } } };
+}
+
+/**
+ * The frames that open every answer (§3.14 a): the chat's `set`s (`chat.lastRequest`, `chat.name`) and the two
+ * messages (the echo of the user's turn, the assistant's start), read by hand with the schema's leniency (an id may
+ * be a number; a field of another type reads as absent). A message with search refs, or any other key, takes the
+ * schema path.
+ */
+function openingFrameOf(payload: unknown): { eventOffset?: number; chatId?: string; message?: { id?: string; role?: string; status?: string } } | undefined {
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  const frame = payload as Record<string, unknown>;
+  if (frame.op !== 'set' || !isOffsetOrAbsent(frame.eventOffset)) return undefined;
+  for (const key in frame) if (key !== 'op' && key !== 'mask' && key !== 'eventOffset' && key !== 'chat' && key !== 'message') return undefined;
+  const { chat, message } = frame as { chat?: unknown; message?: unknown };
+  if (chat === undefined && message === undefined) return undefined;
+  if (chat !== undefined && !isPlainObject(chat)) return undefined;
+  if (message !== undefined && (!isPlainObject(message) || 'refs' in message)) return undefined;
+  const opening: { eventOffset?: number; chatId?: string; message?: { id?: string; role?: string; status?: string } } = { eventOffset: frame.eventOffset as number | undefined };
+  if (chat) opening.chatId = lenientIdOf(chat.id);
+  if (message) {
+    const { id, role, status } = message;
+    opening.message = { id: lenientIdOf(id), role: typeof role === 'string' ? role : undefined, status: typeof status === 'string' ? status : undefined };
+  }
+  return opening;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** What the schema's `lenientId` reads: a string, or a number as its decimal string. */
+function lenientIdOf(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  return typeof value === 'number' ? String(value) : undefined;
 }
 
 /** §3.6: offsets grow by one per state event; a repeated or older offset is a replayed duplicate (undefined: drop it). */
