@@ -227,6 +227,16 @@ describe('connect dialect over loopback (§3)', () => {
       assert.deepEqual(seen, [{ type: 'conversation-start', conversationId: 'chat-1' }, { type: 'text-delta', text: 'hello' }]);
     });
 
+    it('ends at the end-of-stream frame: bytes after it, even an unreadable header in the same read, are never read (§3.2)', async () => {
+      server.handle((_request, response) => {
+        response.writeHead(200, { 'content-type': 'application/connect+json' });
+        const answer = framesToBytes(transcript([{ eventOffset: 1, op: 'set', block: { id: '0', text: { content: 'whole' } } }]));
+        response.end(Buffer.concat([answer, encodeEnvelope('{}', 0x01)]));
+      });
+      const events = await collect(eachEvent(dialect.streamReply(session, prompt(), { citations: 'numbered' }, signal())));
+      assert.deepEqual(events.filter((event) => event.type === 'text-delta' || event.type === 'finish'), [{ type: 'text-delta', text: 'whole' }, { type: 'finish', reason: 'stop' }]);
+    });
+
     it('reports unknown protocol parts once each through onUnknown and keeps streaming', async () => {
       const frames = transcript([
         { eventOffset: 1, op: 'set', chat: { id: 'c' } },

@@ -77,6 +77,23 @@ describe('connect framing (§3.2)', () => {
     });
   });
 
+  it('hands out the frames before a bad header, then throws (decode appends to the caller\'s list)', () => {
+    const frames: ConnectFrame[] = [];
+    const bytes = concat(encodeEnvelope('{"a":1}'), encodeEnvelope('{"b":2}'), encodeEnvelope('{}', 0x01), encodeEnvelope('{"c":3}'));
+    assert.throws(() => new ConnectFrameDecoder().decode(bytes, frames), /compressed/);
+    assert.deepEqual(decode(frames), [{ end: false, json: '{"a":1}' }, { end: false, json: '{"b":2}' }]);
+  });
+
+  it('copies only frames split across chunks; a frame inside one chunk is a view of it', () => {
+    const chunk = Buffer.from(concat(encodeEnvelope('{"a":1}'), encodeEnvelope('{"b":2}').subarray(0, 7)));
+    const decoder = new ConnectFrameDecoder();
+    const [whole] = decoder.push(chunk);
+    const [split] = decoder.push(encodeEnvelope('{"b":2}').subarray(7));
+    chunk.fill(0x20);
+    assert.equal(Buffer.from(whole.payload).toString(), ' '.repeat(7), 'a view sees the chunk change');
+    assert.equal(Buffer.from(split.payload).toString(), '{"b":2}', 'a copy does not');
+  });
+
   it('rejects unknown flag bits such as 0x80', () => {
     assert.throws(() => new ConnectFrameDecoder().push(encodeEnvelope('{}', 0x80)), /unknown flags 0x80/);
   });

@@ -28,12 +28,17 @@ export function encodeEnvelope(json: string, flags: number = dataFlag): Uint8Arr
   return frame;
 }
 
-/** Streaming decoder: push byte chunks, get complete frames back. */
+/**
+ * Streaming decoder: add byte chunks, get complete frames back. A frame inside one chunk costs one `subarray`
+ * (no copy); only a frame split across chunks is copied, once, when its last byte arrives.
+ */
 export class ConnectFrameDecoder {
   readonly #maxFrameBytes: number;
-  #chunks: Buffer[] = [];
-  #bufferedBytes = 0;
-  #header: { flags: number; length: number } | undefined;
+  /** The start of a frame still incomplete (header included), in arrival order. */
+  #partial: Buffer[] = [];
+  #partialBytes = 0;
+  /** Header plus payload of the incomplete frame once its header is known; 0 before. */
+  #partialFrameBytes = 0;
 
   constructor(maxFrameBytes: number = defaultMaxFrameBytes) {
     this.#maxFrameBytes = maxFrameBytes;
@@ -41,61 +46,75 @@ export class ConnectFrameDecoder {
 
   /** Bytes received but not yet returned as a frame (non-zero at transport end means truncation). */
   get bufferedBytes(): number {
-    return this.#bufferedBytes + (this.#header ? headerBytes : 0);
+    return this.#partialBytes;
   }
 
   push(chunk: Uint8Array): ConnectFrame[] {
-    return [...this.frames(chunk)];
+    const frames: ConnectFrame[] = [];
+    this.decode(chunk, frames);
+    return frames;
   }
 
   /**
-   * The complete frames once `chunk` is added, one at a time: a bad frame header throws only after every frame
-   * before it was handed out, so what arrived intact still reaches the client before the error.
+   * Adds `chunk` and appends every frame it completes to `into`. A bad frame header throws after the frames
+   * before it were appended, so what arrived intact still reaches the client before the error.
    */
-  *frames(chunk: Uint8Array): Generator<ConnectFrame> {
-    if (chunk.length > 0) {
-      this.#chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
-      this.#bufferedBytes += chunk.length;
+  decode(chunk: Uint8Array, into: ConnectFrame[]): void {
+    let bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.#partialBytes > 0) {
+      const rest = this.#completePartial(bytes, into);
+      if (rest === undefined) return;
+      bytes = rest;
     }
-    for (;;) {
-      if (!this.#header) {
-        if (this.#bufferedBytes < headerBytes) return;
-        this.#header = parseHeader(this.#take(headerBytes), this.#maxFrameBytes);
+    let offset = 0;
+    while (bytes.length - offset >= headerBytes) {
+      const { flags, length } = parseHeader(bytes, offset, this.#maxFrameBytes);
+      const end = offset + headerBytes + length;
+      if (end > bytes.length) {
+        this.#partialFrameBytes = headerBytes + length;
+        break;
       }
-      if (this.#bufferedBytes < this.#header.length) return;
-      const isEndStream = (this.#header.flags & endStreamFlag) !== 0;
-      const frame = { isEndStream, payload: this.#take(this.#header.length) };
-      this.#header = undefined;
-      yield frame;
+      into.push({ isEndStream: (flags & endStreamFlag) !== 0, payload: bytes.subarray(offset + headerBytes, end) });
+      offset = end;
+    }
+    if (offset < bytes.length) {
+      this.#partial.push(bytes.subarray(offset));
+      this.#partialBytes = bytes.length - offset;
     }
   }
 
-  /** Removes exactly `count` bytes from the front; copies only when a frame spans chunks. */
-  #take(count: number): Buffer {
-    this.#bufferedBytes -= count;
-    const first = this.#chunks[0];
-    if (first && first.length >= count) {
-      if (first.length === count) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(count);
-      return first.subarray(0, count);
+  /** Feeds the incomplete frame from the front of `bytes`; returns what is left after it completes, or undefined. */
+  #completePartial(bytes: Buffer, into: ConnectFrame[]): Buffer | undefined {
+    let used = 0;
+    if (this.#partialFrameBytes === 0) {
+      used = Math.min(headerBytes - this.#partialBytes, bytes.length);
+      this.#addPartial(bytes.subarray(0, used));
+      if (this.#partialBytes < headerBytes) return undefined;
+      const header = Buffer.concat(this.#partial, this.#partialBytes);
+      this.#partialFrameBytes = headerBytes + parseHeader(header, 0, this.#maxFrameBytes).length;
     }
-    const out = Buffer.allocUnsafe(count);
-    let filled = 0;
-    while (filled < count) {
-      const chunk = this.#chunks[0];
-      const used = Math.min(chunk.length, count - filled);
-      chunk.copy(out, filled, 0, used);
-      filled += used;
-      if (used === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(used);
-    }
-    return out;
+    const wanted = Math.min(this.#partialFrameBytes - this.#partialBytes, bytes.length - used);
+    this.#addPartial(bytes.subarray(used, used + wanted));
+    used += wanted;
+    if (this.#partialBytes < this.#partialFrameBytes) return undefined;
+    const frame = Buffer.concat(this.#partial, this.#partialBytes);
+    this.#partial = [];
+    this.#partialBytes = 0;
+    this.#partialFrameBytes = 0;
+    into.push({ isEndStream: (frame[0] & endStreamFlag) !== 0, payload: frame.subarray(headerBytes) });
+    return bytes.subarray(used);
+  }
+
+  #addPartial(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.#partial.push(bytes);
+    this.#partialBytes += bytes.length;
   }
 }
 
-function parseHeader(header: Buffer, maxFrameBytes: number): { flags: number; length: number } {
-  const flags = header[0];
-  const length = header.readUInt32BE(1);
+function parseHeader(bytes: Buffer, offset: number, maxFrameBytes: number): { flags: number; length: number } {
+  const flags = bytes[offset];
+  const length = bytes.readUInt32BE(offset + 1);
   if (flags & compressedFlag) {
     throw new UpstreamError('Kimi sent a compressed Connect frame, which this gateway never asked for (§3.2).');
   }

@@ -48,33 +48,37 @@ export async function* streamChat(
     let end: { sawEndFrame: true; payload: unknown } | { sawEndFrame: false } = { sawEndFrame: false };
     reading: for await (const run of bodyRuns(response, url)) {
       const batch: ChatEvent[] = [];
-      // What this run of chunks carried reaches the client even when a later frame in it fails or ends the stream.
-      let failure: GatewayError | undefined;
+      const frames: ConnectFrame[] = [];
+      let unreadableHeader: unknown;
       try {
-        decoding: for (const frame of decodeRun(decoder, run)) {
-          // Frames are complete here, so decoding never splits a UTF-8 sequence.
-          const payload = frame.payload.length === 0 ? {} : parseJsonSafely(utf8.decode(frame.payload));
-          if (payload === undefined) {
-            failure = new UpstreamError('Kimi sent a stream frame that is not JSON.', { isRetryable: true });
-            break decoding;
-          }
-          if (frame.isEndStream) {
-            end = { sawEndFrame: true, payload };
-            break decoding;
-          }
-          const result = mapConnectFrame(state, payload, options);
-          state = result.state;
-          for (const unknown of result.unknowns) extras.report(unknown);
-          for (const event of result.events) batch.push(event);
-          if (result.error) {
-            failure = result.error;
-            break decoding;
-          }
-        }
+        for (const chunk of run) decoder.decode(chunk, frames);
       } catch (error) {
-        // A frame header that cannot be read (compressed, unknown flags, too large) ends the stream after what came before it.
-        failure = error as GatewayError;
+        unreadableHeader = error;
       }
+      // What this run carried reaches the client even when a later frame in it fails or ends the stream.
+      let failure: GatewayError | undefined;
+      for (const frame of frames) {
+        // Frames are complete here, so decoding never splits a UTF-8 sequence.
+        const payload = frame.payload.length === 0 ? {} : parseJsonSafely(utf8.decode(frame.payload));
+        if (payload === undefined) {
+          failure = new UpstreamError('Kimi sent a stream frame that is not JSON.', { isRetryable: true });
+          break;
+        }
+        if (frame.isEndStream) {
+          end = { sawEndFrame: true, payload };
+          break;
+        }
+        const result = mapConnectFrame(state, payload, options);
+        state = result.state;
+        for (const unknown of result.unknowns) extras.report(unknown);
+        for (const event of result.events) batch.push(event);
+        if (result.error) {
+          failure = result.error;
+          break;
+        }
+      }
+      // A frame header that cannot be read (compressed, unknown flags, too large) ends the stream after the frames before it.
+      if (unreadableHeader !== undefined && !failure && !end.sawEndFrame) failure = unreadableHeader as GatewayError;
       if (batch.length > 0) yield batch;
       if (failure) throw failure;
       if (end.sawEndFrame) break reading;
@@ -94,11 +98,6 @@ export async function* streamChat(
 /** The body's chunks, all those already received at a time, with socket failures and idle timeouts mapped to gateway errors. */
 function bodyRuns(response: UpstreamResponse, url: string): AsyncGenerator<Uint8Array[]> {
   return readBodyRuns(response.body, url);
-}
-
-/** The complete frames in a run of chunks (a frame split across chunks comes out whole). */
-function* decodeRun(decoder: ConnectFrameDecoder, run: readonly Uint8Array[]): Generator<ConnectFrame> {
-  for (const chunk of run) yield* decoder.frames(chunk);
 }
 
 /** A 200 that is not a Connect stream: a unary-style Connect error, or an HTML page from a proxy. */
