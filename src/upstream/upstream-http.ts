@@ -111,19 +111,12 @@ export async function readBodyText(body: UpstreamResponse['body'], limitBytes = 
 }
 
 /**
- * Iterates a response body without losing what arrived before a transport failure. Node's async
- * iterator drops chunks still buffered when the stream is destroyed with an error, so a reset right
- * after a few frames (same TCP read) would hide text the client should get before the error payload.
- * Flowing mode with our own bounded queue keeps them; pausing the stream keeps backpressure.
- */
-export async function* readBodyChunks(body: UpstreamResponse['body'], url: string, maxQueuedBytes = 1024 * 1024): AsyncGenerator<Uint8Array> {
-  for await (const run of readBodyRuns(body, url, maxQueuedBytes)) yield* run;
-}
-
-/**
- * readBodyChunks, handing over every chunk already received in one step. undici delivers each HTTP chunk of a
- * chunked body separately, so one TCP read of a Connect stream is often dozens of one-frame chunks; taking
- * them together saves an async hop per frame downstream.
+ * Iterates a response body, handing over every chunk already received in one step: undici delivers each HTTP
+ * chunk of a chunked body separately, so one TCP read of a stream is often dozens of one-event chunks, and taking
+ * them together saves an async hop per event downstream. Nothing that arrived before a transport failure is lost:
+ * Node's async iterator drops chunks still buffered when the stream is destroyed with an error, so a reset right
+ * after a few frames (same TCP read) would hide text the client should get before the error payload. Flowing mode
+ * with our own bounded queue keeps them; pausing the stream keeps backpressure.
  */
 export async function* readBodyRuns(body: UpstreamResponse['body'], url: string, maxQueuedBytes = 1024 * 1024): AsyncGenerator<Uint8Array[]> {
   const queue: Uint8Array[] = [];

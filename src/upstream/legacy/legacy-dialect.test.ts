@@ -98,6 +98,16 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
     assert.deepEqual(unknown, []);
   });
 
+  it('hands on what one read carried as one batch of events, not one batch per SSE event', async () => {
+    server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('a-plain-answer.sse')));
+    const batches: ChatEvent[][] = [];
+    for await (const batch of dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))) batches.push([...batch]);
+    const answer = batches.slice(1, -1);
+    assert.deepEqual(answer.flat().map((event) => event.type), ['message-start', 'text-delta', 'text-delta']);
+    // The whole answer was one write; the loopback read may still split it, but never into one batch per event.
+    assert.ok(answer.length < 3, `${answer.length} batches`);
+  });
+
   it('(b) continues a known chat with the k1 agent and maps reasoning', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('b-thinking.sse')));
     const reply = eachEvent(dialect.streamReply(testSession, prompt({ model: modelChoice({ thinking: true }), conversation: { id: chatId } }), citations, AbortSignal.timeout(5_000)));

@@ -4,14 +4,14 @@
  */
 import { z } from 'zod';
 import { AuthenticationError, NotFoundError, RateLimitError, UpstreamError } from '../../errors.ts';
-import { readBodyChunks, readBodyText, parseJsonSafely, toTransportError, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
-import type { ChatEventBatch, KimiDialect, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
+import { readBodyRuns, readBodyText, parseJsonSafely, toTransportError, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
+import type { ChatEvent, ChatEventBatch, KimiDialect, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
 import { fetchLegacyProfile, legacyHeaders, legacySessionFromAccessToken, refreshLegacySession } from './legacy-auth.ts';
 import { completionBody, continuationBody, createChatBody, kimiplusIdFor, legacyModelCatalog } from './legacy-bodies.ts';
 import { errorBodyFromJson, legacyErrorFromBody } from './legacy-errors.ts';
 import { decideAfterSegment, initialLegacyStreamState, mapLegacyPayload, startNextSegment, type LegacyStreamState } from './legacy-events.ts';
 import { callLegacyJson, discardBody, sendLegacy, type LegacyContext } from './legacy-rest.ts';
-import { readSsePayloads, type LegacyUnknownHandler } from './legacy-sse.ts';
+import { readSsePayloadBatches, type LegacyUnknownHandler } from './legacy-sse.ts';
 import { uploadLegacyFile } from './legacy-upload.ts';
 
 export interface LegacyDialectOptions {
@@ -126,11 +126,21 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
     let next = state;
     try {
       await rejectJsonAnswer(response);
-      for await (const payload of readSsePayloads(readBodyChunks(response.body, context.baseUrl), context.onUnknown)) {
-        const step = mapLegacyPayload(next, payload, mapContext);
-        next = step.state;
-        if (step.events.length > 0) yield step.events;
-        if (step.error) throw step.error;
+      for await (const payloads of readSsePayloadBatches(readBodyRuns(response.body, context.baseUrl), context.onUnknown)) {
+        // What one read carried goes on as one batch, also when a later payload in it fails or ends the segment.
+        const batch: ChatEvent[] = [];
+        let failure: unknown;
+        for (const payload of payloads) {
+          const step = mapLegacyPayload(next, payload, mapContext);
+          next = step.state;
+          for (const event of step.events) batch.push(event);
+          if (step.error || next.ending) {
+            failure = step.error;
+            break;
+          }
+        }
+        if (batch.length > 0) yield batch;
+        if (failure) throw failure;
         if (next.ending) break;
       }
     } catch (error) {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { readSsePayloads, type LegacyUnknownKind } from './legacy-sse.ts';
+import { readSsePayloadBatches, readSsePayloads, type LegacyUnknownKind } from './legacy-sse.ts';
 import { createTestHttp, readFixture, startLoopbackServer, type LoopbackServer } from './legacy-test-server.ts';
 import type { UpstreamHttp } from '../upstream-http.ts';
 
@@ -65,6 +65,23 @@ describe('readSsePayloads on byte arrays (§2.5)', () => {
     const text = 'data: {"event":"cmpl","text":"x"}\ndata: {"event":"cmpl","text":"y"}\n\ndata: {"event":"all_done"}';
     const { payloads } = await decode([Buffer.from(text)]);
     assert.deepEqual(payloads, [{ event: 'cmpl', text: 'x' }, { event: 'cmpl', text: 'y' }, { event: 'all_done' }]);
+  });
+});
+
+describe('readSsePayloadBatches (one batch per run of chunks)', () => {
+  it('hands over what a run completes as one batch; a character or event split across runs comes out whole in the next', async () => {
+    const event = (text: string) => Buffer.from(`data: ${JSON.stringify({ event: 'cmpl', text })}\n\n`);
+    const split = event(tricky);
+    const cut = split.indexOf(Buffer.from('🌍')) + 2;
+    async function* runs(): AsyncGenerator<Uint8Array[]> {
+      yield [event('a'), event('b'), split.subarray(0, cut)];
+      yield [split.subarray(cut), event('c')];
+      yield [Buffer.from(': keep-alive\n\n')];
+      yield [Buffer.from('data: {"event":"all_done"}')];
+    }
+    const batches: unknown[][] = [];
+    for await (const batch of readSsePayloadBatches(runs())) batches.push(batch.map((payload) => (payload.data as { text?: string; event: string }).text ?? payload.data));
+    assert.deepEqual(batches, [['a', 'b'], [tricky, 'c'], [{ event: 'all_done' }]]);
   });
 });
 

@@ -15,34 +15,45 @@ export interface LegacySsePayload {
 }
 
 /**
- * Yields the JSON payloads of an SSE body. A streaming TextDecoder keeps a UTF-8 character split across
- * network reads intact (the original gateway dropped such characters, §9 D14). Comments (`: keep-alive`),
- * `event:` lines and blank `data:` fields are tolerated; a data field that is not JSON is reported as
- * `payload/non-json` and skipped.
+ * The JSON payloads of an SSE body, all those a run of chunks completes at once (one batch per run: the
+ * legacy dialect then hands on one batch of events per network read). A streaming TextDecoder keeps a UTF-8
+ * character split across network reads intact (the original gateway dropped such characters, §9 D14).
+ * Comments (`: keep-alive`), `event:` lines and blank `data:` fields are tolerated; a data field that is not
+ * JSON is reported as `payload/non-json` and skipped.
  */
-export async function* readSsePayloads(
-  body: AsyncIterable<Uint8Array>,
+export async function* readSsePayloadBatches(
+  runs: AsyncIterable<readonly Uint8Array[]>,
   onUnknown: LegacyUnknownHandler = () => {},
-): AsyncGenerator<LegacySsePayload> {
+): AsyncGenerator<LegacySsePayload[]> {
   const decoder = new TextDecoder('utf-8');
   const pending: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (message) => pending.push(message) });
-  for await (const chunk of body) {
-    parser.feed(decoder.decode(chunk, { stream: true }));
-    yield* drainMessages(pending, onUnknown);
+  for await (const run of runs) {
+    for (const chunk of run) parser.feed(decoder.decode(chunk, { stream: true }));
+    const batch = drainMessages(pending, onUnknown);
+    if (batch.length > 0) yield batch;
   }
   // Flush a trailing partial character and dispatch a last event that lacks its blank line.
   parser.feed(`${decoder.decode()}\n\n`);
-  yield* drainMessages(pending, onUnknown);
+  const last = drainMessages(pending, onUnknown);
+  if (last.length > 0) yield last;
 }
 
-function* drainMessages(pending: EventSourceMessage[], onUnknown: LegacyUnknownHandler): Generator<LegacySsePayload> {
-  while (pending.length > 0) {
-    const message = pending.shift() as EventSourceMessage;
-    for (const data of parseDataField(message.data, onUnknown)) {
-      yield { data, sseEvent: message.event };
-    }
+/** The same payloads one at a time, from a body read chunk by chunk (the upload progress stream). */
+export async function* readSsePayloads(body: AsyncIterable<Uint8Array>, onUnknown: LegacyUnknownHandler = () => {}): AsyncGenerator<LegacySsePayload> {
+  for await (const batch of readSsePayloadBatches(chunksAsRuns(body), onUnknown)) yield* batch;
+}
+
+async function* chunksAsRuns(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array[]> {
+  for await (const chunk of body) yield [chunk];
+}
+
+function drainMessages(pending: EventSourceMessage[], onUnknown: LegacyUnknownHandler): LegacySsePayload[] {
+  const payloads: LegacySsePayload[] = [];
+  for (const message of pending.splice(0)) {
+    for (const data of parseDataField(message.data, onUnknown)) payloads.push({ data, sseEvent: message.event });
   }
+  return payloads;
 }
 
 /**
