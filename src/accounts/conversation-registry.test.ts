@@ -86,28 +86,6 @@ describe('temporary chat deletion (§10.3)', () => {
     await pool.close();
   });
 
-  test('a new chat\'s two writes are issued together, the deletion job first (a crash between them still deletes the chat)', async () => {
-    const clock = fakeClock();
-    const memory = await openMemoryStore({ clock: clock.now });
-    const issued: string[] = [];
-    let settled = 0;
-    const store: StateStore = Object.assign(Object.create(memory) as StateStore, {
-      set: async (...args: Parameters<StateStore['set']>) => {
-        issued.push(`${args[0]} (${settled} settled before)`);
-        await memory.set(...args);
-        settled += 1;
-      },
-    });
-    const { pool, accountId } = await setup(store, clock);
-    issued.length = 0;
-    settled = 0;
-    await pool.bindConversation('chat-new', accountId, { createdByGateway: true, deleteAt: clock.now() + 600_000 });
-    const [job, record] = issued.filter((entry) => entry.includes('chat-new'));
-    assert.match(job, /^del:chat-new \(0 settled before\)$/);
-    assert.match(record, /^conv:chat-new \(0 settled before\)$/);
-    await pool.close();
-  });
-
   test('continuing a chat resets its clock; a chat in use is not deleted under its feet', async () => {
     const clock = fakeClock();
     const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);

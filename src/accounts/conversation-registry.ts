@@ -107,11 +107,13 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
     async bind(conversationId, accountId, details) {
       const record: ConversationRecord = { accountId, createdByGateway: details.createdByGateway };
       if (details.parentMessageId) record.parentMessageId = details.parentMessageId;
-      if (details.deleteAt === undefined || !details.createdByGateway) return setJson(store, storeKeys.conversation(conversationId), record);
-      record.deleteAfter = details.deleteAt;
-      const job: DeletionJob = { conversationId, accountId, atMs: details.deleteAt, attempts: 0 };
-      // Both writes leave at once (one Redis round trip, not two), the job first: a crash between them still deletes the chat.
-      await Promise.all([setJson(store, storeKeys.deletion(conversationId), job), setJson(store, storeKeys.conversation(conversationId), record)]);
+      if (details.deleteAt !== undefined && details.createdByGateway) {
+        // The job first: a crash between the two writes still deletes the chat.
+        const job: DeletionJob = { conversationId, accountId, atMs: details.deleteAt, attempts: 0 };
+        await setJson(store, storeKeys.deletion(conversationId), job);
+        record.deleteAfter = details.deleteAt;
+      }
+      await setJson(store, storeKeys.conversation(conversationId), record);
     },
     async updateParent(conversationId, parentMessageId) {
       const record = await get(conversationId);
