@@ -86,6 +86,33 @@ describe('temporary chat deletion (§10.3)', () => {
     await pool.close();
   });
 
+  test('a new chat\'s record is written only once its deletion job is stored, and not at all if that write fails', async () => {
+    const clock = fakeClock();
+    const memory = await openMemoryStore({ clock: clock.now });
+    const issued: string[] = [];
+    let settled = 0;
+    let failJobs = false;
+    // The store contract seen by the registry; a store that falls back or replays (resilient-store.ts) may
+    // reorder concurrent calls, so only a finished job write may let the record go.
+    const store: StateStore = Object.assign(Object.create(memory) as StateStore, {
+      set: async (...args: Parameters<StateStore['set']>) => {
+        issued.push(`${args[0]} after ${settled}`);
+        if (failJobs && args[0].startsWith('del:')) throw new Error('the store did not answer');
+        await memory.set(...args);
+        settled += 1;
+      },
+    });
+    const { pool, accountId } = await setup(store, clock);
+    issued.length = 0;
+    settled = 0;
+    await pool.bindConversation('chat-new', accountId, { createdByGateway: true, deleteAt: clock.now() + 600_000 });
+    assert.deepEqual(issued, ['del:chat-new after 0', 'conv:chat-new after 1']);
+    failJobs = true;
+    await assert.rejects(pool.bindConversation('chat-two', accountId, { createdByGateway: true, deleteAt: clock.now() + 600_000 }));
+    assert.equal(await pool.getConversation('chat-two'), undefined);
+    await pool.close();
+  });
+
   test('continuing a chat resets its clock; a chat in use is not deleted under its feet', async () => {
     const clock = fakeClock();
     const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
