@@ -227,7 +227,7 @@ describe('connect dialect over loopback (§3)', () => {
       assert.deepEqual(seen, [{ type: 'conversation-start', conversationId: 'chat-1' }, { type: 'text-delta', text: 'hello' }]);
     });
 
-    it('ends at the end-of-stream frame: bytes after it, even an unreadable header in the same read, are never read (§3.2)', async () => {
+    it('ends at the end-of-stream frame: an unreadable header after it in the same read is ignored (§3.2)', async () => {
       server.handle((_request, response) => {
         response.writeHead(200, { 'content-type': 'application/connect+json' });
         const answer = framesToBytes(transcript([{ eventOffset: 1, op: 'set', block: { id: '0', text: { content: 'whole' } } }]));

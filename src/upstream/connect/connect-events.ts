@@ -200,15 +200,15 @@ function contentFrameOf(payload: unknown): ContentFrame | undefined {
   const masks = op === 'append' ? contentAppendMasks : contentSetMasks;
   const channel = frame.mask === masks.text ? 'text' : frame.mask === masks.think ? 'think' : undefined;
   if (!channel) return undefined;
-  for (const key in frame) if (key !== 'op' && key !== 'mask' && key !== 'eventOffset' && key !== 'block') return undefined;
+  if (!hasOnlyKeys(frame, contentFrameKeys)) return undefined;
   if (!isOffsetOrAbsent(frame.eventOffset)) return undefined;
   const block = frame.block as Record<string, unknown> | null | undefined;
   if (typeof block !== 'object' || block === null) return undefined;
-  for (const key in block) if (key !== 'id' && key !== channel) return undefined;
+  if (!hasOnlyKeys(block, channel === 'text' ? textBlockKeys : thinkBlockKeys)) return undefined;
   if (block.id !== undefined && typeof block.id !== 'string') return undefined;
   const part = block[channel] as Record<string, unknown> | null | undefined;
   if (typeof part !== 'object' || part === null) return undefined;
-  for (const key in part) if (key !== 'content') return undefined;
+  if (!hasOnlyKeys(part, contentPartKeys)) return undefined;
   if (typeof part.content !== 'string') return undefined;
   return { op, eventOffset: frame.eventOffset as number | undefined, block: block as Block, channel: channel === 'think' ? 'reasoning' : 'text', text: part.content };
 }
@@ -235,14 +235,14 @@ function closingFrameOf(payload: unknown): { kind: 'done' | 'status'; eventOffse
   if (!isOffsetOrAbsent(frame.eventOffset)) return undefined;
   const eventOffset = frame.eventOffset as number | undefined;
   if (typeof frame.done === 'object' && frame.done !== null) {
-    for (const key in frame) if (key !== 'eventOffset' && key !== 'done') return undefined;
+    if (!hasOnlyKeys(frame, doneFrameKeys)) return undefined;
     return { kind: 'done', eventOffset };
   }
   if (frame.op !== 'set' || frame.mask !== 'message.status') return undefined;
-  for (const key in frame) if (key !== 'op' && key !== 'mask' && key !== 'eventOffset' && key !== 'message') return undefined;
+  if (!hasOnlyKeys(frame, statusFrameKeys)) return undefined;
   const message = frame.message as Record<string, unknown> | null | undefined;
   if (typeof message !== 'object' || message === null) return undefined;
-  for (const key in message) if (key !== 'id' && key !== 'status') return undefined;
+  if (!hasOnlyKeys(message, statusMessageKeys)) return undefined;
   if (message.id !== undefined && typeof message.id !== 'string') return undefined;
   if (typeof message.status !== 'string' || !knownMessageStatuses.has(message.status)) return undefined;
   return { kind: 'status', eventOffset, isCompleted: message.status === 'MESSAGE_STATUS_COMPLETED' };
@@ -270,16 +270,16 @@ function plainAppend(state: ConnectStreamState, append: ContentFrame, events: Ch
  * be a number; a field of another type reads as absent). A message with search refs, or any other key, takes the
  * schema path.
  */
-function openingFrameOf(payload: unknown): { eventOffset?: number; chatId?: string; message?: { id?: string; role?: string; status?: string } } | undefined {
+function openingFrameOf(payload: unknown): OpeningFrame | undefined {
   if (typeof payload !== 'object' || payload === null) return undefined;
   const frame = payload as Record<string, unknown>;
   if (frame.op !== 'set' || !isOffsetOrAbsent(frame.eventOffset)) return undefined;
-  for (const key in frame) if (key !== 'op' && key !== 'mask' && key !== 'eventOffset' && key !== 'chat' && key !== 'message') return undefined;
+  if (!hasOnlyKeys(frame, openingFrameKeys)) return undefined;
   const { chat, message } = frame as { chat?: unknown; message?: unknown };
   if (chat === undefined && message === undefined) return undefined;
   if (chat !== undefined && !isPlainObject(chat)) return undefined;
   if (message !== undefined && (!isPlainObject(message) || 'refs' in message)) return undefined;
-  const opening: { eventOffset?: number; chatId?: string; message?: { id?: string; role?: string; status?: string } } = { eventOffset: frame.eventOffset as number | undefined };
+  const opening: OpeningFrame = { eventOffset: frame.eventOffset as number | undefined };
   if (chat) opening.chatId = lenientIdOf(chat.id);
   if (message) {
     const { id, role, status } = message;
@@ -290,6 +290,12 @@ function openingFrameOf(payload: unknown): { eventOffset?: number; chatId?: stri
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+interface OpeningFrame {
+  eventOffset?: number;
+  chatId?: string;
+  message?: { id?: string; role?: string; status?: string };
 }
 
 /** What the schema's `lenientId` reads: a string, or a number as its decimal string. */
@@ -310,6 +316,22 @@ function isOffsetOrAbsent(value: unknown): boolean {
   return value === undefined || (typeof value === 'number' && Number.isInteger(value));
 }
 
+/** The keys each hand-read shape may have: one more, even undefined, sends the frame through the schema. */
+const contentFrameKeys = new Set(['op', 'mask', 'eventOffset', 'block']);
+const textBlockKeys = new Set(['id', 'text']);
+const thinkBlockKeys = new Set(['id', 'think']);
+const contentPartKeys = new Set(['content']);
+const doneFrameKeys = new Set(['eventOffset', 'done']);
+const statusFrameKeys = new Set(['op', 'mask', 'eventOffset', 'message']);
+const statusMessageKeys = new Set(['id', 'status']);
+const openingFrameKeys = new Set(['op', 'mask', 'eventOffset', 'chat', 'message']);
+const heartbeatFrameKeys = new Set(['heartbeat', 'eventOffset']);
+
+function hasOnlyKeys(value: object, allowed: ReadonlySet<string>): boolean {
+  for (const key in value) if (!allowed.has(key)) return false;
+  return true;
+}
+
 /** `{"heartbeat":{}}`, optionally with `eventOffset` (§3.6): a third of a short answer's frames, and they carry nothing. */
 function isPlainHeartbeat(payload: unknown): boolean {
   if (typeof payload !== 'object' || payload === null) return false;
@@ -317,7 +339,7 @@ function isPlainHeartbeat(payload: unknown): boolean {
   const heartbeat = frame.heartbeat as Record<string, unknown> | null | undefined;
   if (typeof heartbeat !== 'object' || heartbeat === null) return false;
   for (const key in heartbeat) return false;
-  for (const key in frame) if (key !== 'heartbeat' && key !== 'eventOffset') return false;
+  if (!hasOnlyKeys(frame, heartbeatFrameKeys)) return false;
   return isOffsetOrAbsent(frame.eventOffset);
 }
 
