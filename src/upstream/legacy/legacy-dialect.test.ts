@@ -108,6 +108,13 @@ describe('legacy streamReply over loopback (§2.4–§2.6)', () => {
     assert.ok(answer.length < 3, `${answer.length} batches`);
   });
 
+  it('reads nothing after all_done: a malformed message behind it in the same read is neither parsed nor reported', async () => {
+    server.routes.set(streamRoute, (_request, response) => sendSse(response, `${readFixture('a-plain-answer.sse')}data: {not json\n\n`));
+    const events = await collect(eachEvent(dialect.streamReply(testSession, prompt(), citations, AbortSignal.timeout(5_000))));
+    assert.deepEqual(events.at(-1), { type: 'finish', reason: 'stop' });
+    assert.deepEqual(unknown, []);
+  });
+
   it('(b) continues a known chat with the k1 agent and maps reasoning', async () => {
     server.routes.set(streamRoute, (_request, response) => sendSse(response, readFixture('b-thinking.sse')));
     const reply = eachEvent(dialect.streamReply(testSession, prompt({ model: modelChoice({ thinking: true }), conversation: { id: chatId } }), citations, AbortSignal.timeout(5_000)));

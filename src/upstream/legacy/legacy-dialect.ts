@@ -11,7 +11,7 @@ import { completionBody, continuationBody, createChatBody, kimiplusIdFor, legacy
 import { errorBodyFromJson, legacyErrorFromBody } from './legacy-errors.ts';
 import { decideAfterSegment, initialLegacyStreamState, mapLegacyPayload, startNextSegment, type LegacyStreamState } from './legacy-events.ts';
 import { callLegacyJson, discardBody, sendLegacy, type LegacyContext } from './legacy-rest.ts';
-import { readSsePayloadBatches, type LegacyUnknownHandler } from './legacy-sse.ts';
+import { parseDataField, readSseMessageBatches, type LegacyUnknownHandler } from './legacy-sse.ts';
 import { uploadLegacyFile } from './legacy-upload.ts';
 
 export interface LegacyDialectOptions {
@@ -126,17 +126,20 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
     let next = state;
     try {
       await rejectJsonAnswer(response);
-      for await (const payloads of readSsePayloadBatches(readBodyRuns(response.body, context.baseUrl), context.onUnknown)) {
-        // What one read carried goes on as one batch, also when a later payload in it fails or ends the segment.
+      for await (const messages of readSseMessageBatches(readBodyRuns(response.body, context.baseUrl))) {
+        // What one read carried goes on as one batch, also when a later message in it fails or ends the segment;
+        // messages are parsed one by one, so nothing after that point is parsed or reported as unknown.
         const batch: ChatEvent[] = [];
         let failure: unknown;
-        for (const payload of payloads) {
-          const step = mapLegacyPayload(next, payload, mapContext);
-          next = step.state;
-          for (const event of step.events) batch.push(event);
-          if (step.error || next.ending) {
-            failure = step.error;
-            break;
+        reading: for (const message of messages) {
+          for (const data of parseDataField(message.data, context.onUnknown)) {
+            const step = mapLegacyPayload(next, { data, sseEvent: message.event }, mapContext);
+            next = step.state;
+            for (const event of step.events) batch.push(event);
+            if (step.error || next.ending) {
+              failure = step.error;
+              break reading;
+            }
           }
         }
         if (batch.length > 0) yield batch;

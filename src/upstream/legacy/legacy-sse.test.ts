@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { readSsePayloadBatches, readSsePayloads, type LegacyUnknownKind } from './legacy-sse.ts';
+import { readSseMessageBatches, readSsePayloads, type LegacyUnknownKind } from './legacy-sse.ts';
 import { createTestHttp, readFixture, startLoopbackServer, type LoopbackServer } from './legacy-test-server.ts';
 import type { UpstreamHttp } from '../upstream-http.ts';
 
@@ -68,7 +68,7 @@ describe('readSsePayloads on byte arrays (§2.5)', () => {
   });
 });
 
-describe('readSsePayloadBatches (one batch per run of chunks)', () => {
+describe('readSseMessageBatches (one batch per run of chunks)', () => {
   it('hands over what a run completes as one batch; a character or event split across runs comes out whole in the next', async () => {
     const event = (text: string) => Buffer.from(`data: ${JSON.stringify({ event: 'cmpl', text })}\n\n`);
     const split = event(tricky);
@@ -80,7 +80,7 @@ describe('readSsePayloadBatches (one batch per run of chunks)', () => {
       yield [Buffer.from('data: {"event":"all_done"}')];
     }
     const batches: unknown[][] = [];
-    for await (const batch of readSsePayloadBatches(runs())) batches.push(batch.map((payload) => (payload.data as { text?: string; event: string }).text ?? payload.data));
+    for await (const batch of readSseMessageBatches(runs())) batches.push(batch.map((message) => (JSON.parse(message.data) as { text?: string; event: string }).text ?? JSON.parse(message.data)));
     assert.deepEqual(batches, [['a', 'b'], [tricky, 'c'], [{ event: 'all_done' }]]);
   });
 });

@@ -2,7 +2,7 @@
  * @module upstream/legacy/legacy-sse
  * Byte-exact decoding of the legacy Server-Sent-Events body into JSON payloads (protocol spec §2.5, §9 D14).
  */
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { createParser } from 'eventsource-parser';
 
 /** What the legacy dialect reports when it meets something it does not understand (never the content). */
 export type LegacyUnknownKind = 'event' | 'payload' | 'search';
@@ -14,46 +14,45 @@ export interface LegacySsePayload {
   sseEvent: string | undefined;
 }
 
+/** One SSE message before its data is parsed: consumers parse as they go, so nothing after the end is read. */
+export interface LegacySseMessage {
+  data: string;
+  event: string | undefined;
+}
+
 /**
- * The JSON payloads of an SSE body, all those a run of chunks completes at once (one batch per run: the
- * legacy dialect then hands on one batch of events per network read). A streaming TextDecoder keeps a UTF-8
- * character split across network reads intact (the original gateway dropped such characters, §9 D14).
- * Comments (`: keep-alive`), `event:` lines and blank `data:` fields are tolerated; a data field that is not
- * JSON is reported as `payload/non-json` and skipped.
+ * The messages of an SSE body, all those a run of chunks completes at once (one batch per run: the legacy
+ * dialect then hands on one batch of events per network read). A streaming TextDecoder keeps a UTF-8 character
+ * split across network reads intact (the original gateway dropped such characters, §9 D14). Comments
+ * (`: keep-alive`) and `event:` lines are tolerated.
  */
-export async function* readSsePayloadBatches(
-  runs: AsyncIterable<readonly Uint8Array[]>,
-  onUnknown: LegacyUnknownHandler = () => {},
-): AsyncGenerator<LegacySsePayload[]> {
+export async function* readSseMessageBatches(runs: AsyncIterable<readonly Uint8Array[]>): AsyncGenerator<LegacySseMessage[]> {
   const decoder = new TextDecoder('utf-8');
-  const pending: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (message) => pending.push(message) });
+  const pending: LegacySseMessage[] = [];
+  const parser = createParser({ onEvent: (message) => pending.push({ data: message.data, event: message.event }) });
   for await (const run of runs) {
     for (const chunk of run) parser.feed(decoder.decode(chunk, { stream: true }));
-    const batch = drainMessages(pending, onUnknown);
-    if (batch.length > 0) yield batch;
+    if (pending.length > 0) yield pending.splice(0);
   }
   // Flush a trailing partial character and dispatch a last event that lacks its blank line.
   parser.feed(`${decoder.decode()}\n\n`);
-  const last = drainMessages(pending, onUnknown);
-  if (last.length > 0) yield last;
+  if (pending.length > 0) yield pending.splice(0);
 }
 
-/** The same payloads one at a time, from a body read chunk by chunk (the upload progress stream). */
+/**
+ * The JSON payloads of an SSE body one at a time, from a body read chunk by chunk (the upload progress
+ * stream). Blank `data:` fields are skipped; a data field that is not JSON is reported as `payload/non-json`.
+ */
 export async function* readSsePayloads(body: AsyncIterable<Uint8Array>, onUnknown: LegacyUnknownHandler = () => {}): AsyncGenerator<LegacySsePayload> {
-  for await (const batch of readSsePayloadBatches(chunksAsRuns(body), onUnknown)) yield* batch;
+  for await (const messages of readSseMessageBatches(chunksAsRuns(body))) {
+    for (const message of messages) {
+      for (const data of parseDataField(message.data, onUnknown)) yield { data, sseEvent: message.event };
+    }
+  }
 }
 
 async function* chunksAsRuns(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array[]> {
   for await (const chunk of body) yield [chunk];
-}
-
-function drainMessages(pending: EventSourceMessage[], onUnknown: LegacyUnknownHandler): LegacySsePayload[] {
-  const payloads: LegacySsePayload[] = [];
-  for (const message of pending.splice(0)) {
-    for (const data of parseDataField(message.data, onUnknown)) payloads.push({ data, sseEvent: message.event });
-  }
-  return payloads;
 }
 
 /**
