@@ -6,7 +6,8 @@
  */
 import type { DialectName } from '../upstream/dialect.ts';
 import type { AccountStep, Finding } from './doctor-types.ts';
-import { contentType, decodeFrames, describeAnswer, exchangeTo, isRecord, jsonOf, keysOf } from './wire-shapes.ts';
+import { contentType, decodeFrames, describeAnswer, exchangeTo, jsonOf, keysOf } from './wire-shapes.ts';
+import { isPlainObject } from '../plain-object.ts';
 import type { WireExchange } from './wire-tap.ts';
 
 export interface ShapeResult {
@@ -59,7 +60,7 @@ const currentChecks: Partial<Record<AccountStep, Check>> = {
     }
     if (!rpc || rpc.status !== 200) return;
     const json = jsonOf(rpc);
-    if (!isRecord(json) || (typeof json.accessToken !== 'string' && typeof json.access_token !== 'string')) {
+    if (!isPlainObject(json) || (typeof json.accessToken !== 'string' && typeof json.access_token !== 'string')) {
       fatal(result, '§3.4', expected, `200 with fields ${keysOf(json)}`);
       return;
     }
@@ -72,8 +73,8 @@ const currentChecks: Partial<Record<AccountStep, Check>> = {
     const expected = 'POST /apiv2/kimi.gateway.account.v1.UserService/GetCurrentUser → 200 {"user":{"id",…}}';
     if (movedRoute(result, rpc, '§3.4', expected) || !rpc || rpc.status !== 200) return;
     const json = jsonOf(rpc);
-    const user = isRecord(json) ? json.user : undefined;
-    if (!isRecord(user) || typeof user.id !== 'string') fatal(result, '§3.4', expected, `200 with ${isRecord(user) ? `user fields ${keysOf(user)}` : `fields ${keysOf(json)}`}`);
+    const user = isPlainObject(json) ? json.user : undefined;
+    if (!isPlainObject(user) || typeof user.id !== 'string') fatal(result, '§3.4', expected, `200 with ${isPlainObject(user) ? `user fields ${keysOf(user)}` : `fields ${keysOf(json)}`}`);
   },
 
   models(exchanges, result) {
@@ -81,14 +82,14 @@ const currentChecks: Partial<Record<AccountStep, Check>> = {
     const expected = 'POST /apiv2/kimi.gateway.config.v1.ConfigService/GetAvailableModels → 200 {"availableModels":[{"id","scenario",…}]}';
     if (movedRoute(result, rpc, '§3.5', expected) || !rpc || rpc.status !== 200) return;
     const json = jsonOf(rpc);
-    const models = isRecord(json) ? json.availableModels : undefined;
+    const models = isPlainObject(json) ? json.availableModels : undefined;
     if (!Array.isArray(models) || models.length === 0) {
       fatal(result, '§3.5', expected, `200 with fields ${keysOf(json)}`);
       return;
     }
-    const unnamed = models.filter((model) => !isRecord(model) || (typeof model.id !== 'string' && typeof model.key !== 'string'));
+    const unnamed = models.filter((model) => !isPlainObject(model) || (typeof model.id !== 'string' && typeof model.key !== 'string'));
     if (unnamed.length > 0) fatal(result, '§3.5', 'every catalogue entry has an "id"', `${unnamed.length} entr${unnamed.length === 1 ? 'y' : 'ies'} with fields ${keysOf(unnamed[0])}`);
-    const withoutScenario = models.filter((model) => isRecord(model) && typeof model.scenario !== 'string');
+    const withoutScenario = models.filter((model) => isPlainObject(model) && typeof model.scenario !== 'string');
     if (withoutScenario.length > 0) note(result, '§3.5', 'every catalogue entry has a "scenario"', `${withoutScenario.length} without one`);
   },
 
@@ -123,26 +124,26 @@ function checkChatFrames(frames: ReturnType<typeof decodeFrames>, result: ShapeR
   let hasDone = false;
   const unknownBlockParts = new Set<string>();
   for (const frame of frames.data) {
-    if (!isRecord(frame)) {
+    if (!isPlainObject(frame)) {
       result.drift.push(`frame:${typeof frame}`);
       continue;
     }
     for (const [key, value] of Object.entries(frame)) {
-      if (isRecord(value) && !knownContainers.has(key)) result.drift.push(`event:${key}`);
+      if (isPlainObject(value) && !knownContainers.has(key)) result.drift.push(`event:${key}`);
     }
     if (typeof frame.op === 'string' && frame.op !== 'set' && frame.op !== 'append') result.drift.push(`op:${frame.op}`);
     if (typeof frame.mask === 'string') {
       for (const mask of frame.mask.split(',')) if (!knownMasks.has(mask.trim())) result.drift.push(`mask:${mask.trim()}`);
     }
     if (frame.op !== undefined && frame.eventOffset === undefined && !('heartbeat' in frame)) result.drift.push('missing:eventOffset');
-    if (isRecord(frame.chat)) {
+    if (isPlainObject(frame.chat)) {
       chatFields ??= frame.chat;
       if (typeof frame.chat.id === 'string' && frame.chat.id) hasChatId = true;
     }
-    if (isRecord(frame.message) && frame.message.role === 'assistant' && typeof frame.message.id === 'string') hasAssistant = true;
-    if (isRecord(frame.block)) {
-      if (isRecord(frame.block.text)) hasText = true;
-      for (const [part, value] of Object.entries(frame.block)) if (isRecord(value) && !knownBlockParts.has(part)) unknownBlockParts.add(part);
+    if (isPlainObject(frame.message) && frame.message.role === 'assistant' && typeof frame.message.id === 'string') hasAssistant = true;
+    if (isPlainObject(frame.block)) {
+      if (isPlainObject(frame.block.text)) hasText = true;
+      for (const [part, value] of Object.entries(frame.block)) if (isPlainObject(value) && !knownBlockParts.has(part)) unknownBlockParts.add(part);
     }
     if ('done' in frame) hasDone = true;
   }
@@ -161,14 +162,14 @@ const legacyChecks: Partial<Record<AccountStep, Check>> = {
     const expected = 'GET /api/auth/token/refresh → 200 {"access_token","refresh_token"}';
     if (movedRoute(result, rest, '§2.2', expected) || !rest || rest.status !== 200) return;
     const json = jsonOf(rest);
-    if (!isRecord(json) || typeof json.access_token !== 'string') fatal(result, '§2.2', expected, `200 with fields ${keysOf(json)}`);
+    if (!isPlainObject(json) || typeof json.access_token !== 'string') fatal(result, '§2.2', expected, `200 with fields ${keysOf(json)}`);
   },
   'current-user'(exchanges, result) {
     const rest = exchangeTo(exchanges, /\/api\/user$/);
     const expected = 'GET /api/user → 200 {"id","status"}';
     if (movedRoute(result, rest, '§2.2', expected) || !rest || rest.status !== 200) return;
     const json = jsonOf(rest);
-    if (!isRecord(json) || typeof json.id !== 'string') fatal(result, '§2.2', expected, `200 with fields ${keysOf(json)}`);
+    if (!isPlainObject(json) || typeof json.id !== 'string') fatal(result, '§2.2', expected, `200 with fields ${keysOf(json)}`);
   },
   chat(exchanges, result) {
     const create = exchangeTo(exchanges, /^\/api\/chat$/);

@@ -7,6 +7,7 @@ import { ConnectFrameDecoder } from '../upstream/connect/connect-framing.ts';
 import { parseJsonSafely } from '../upstream/upstream-http.ts';
 import { redactText } from './wire-fixture.ts';
 import type { WireExchange } from './wire-tap.ts';
+import { isPlainObject } from '../plain-object.ts';
 
 export interface DecodedFrames {
   data: unknown[];
@@ -33,10 +34,6 @@ export function pathOf(url: string): string {
 
 export function jsonOf(exchange: WireExchange): unknown {
   return parseJsonSafely(exchange.responseBody.toString('utf8'));
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 export function contentType(exchange: WireExchange): string {
@@ -66,8 +63,8 @@ export function decodeFrames(body: Buffer): DecodedFrames {
 export function describeAnswer(exchange: WireExchange): string {
   if (exchange.error) return `no answer (${exchange.error})`;
   const json = jsonOf(exchange);
-  const code = isRecord(json) ? (json.code ?? json.error_type) : undefined;
-  const message = isRecord(json) ? (json.message ?? json.msg) : undefined;
+  const code = isPlainObject(json) ? (json.code ?? json.error_type) : undefined;
+  const message = isPlainObject(json) ? (json.message ?? json.msg) : undefined;
   let said = [code, message].filter((part) => typeof part === 'string' && part).join(': ');
   if (!said && exchange.responseBody.length > 0) said = exchange.responseBody.toString('utf8').replace(/\s+/g, ' ').trim();
   const summary = `HTTP ${exchange.status}${said ? ` ${said}` : ''}`;
@@ -76,5 +73,5 @@ export function describeAnswer(exchange: WireExchange): string {
 
 /** Object-valued keys of a JSON object, as a short list for "got fields [...]". */
 export function keysOf(value: unknown): string {
-  return isRecord(value) ? `[${Object.keys(value).join(', ')}]` : JSON.stringify(value)?.slice(0, 60) ?? 'nothing';
+  return isPlainObject(value) ? `[${Object.keys(value).join(', ')}]` : JSON.stringify(value)?.slice(0, 60) ?? 'nothing';
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { StoreLog } from './state-store.ts';
+import { isPlainObject } from '../plain-object.ts';
 
 export interface StoredEntry {
   value: string;
@@ -72,10 +73,10 @@ export function parseStateFile(text: string): Map<string, StoredEntry> | undefin
   } catch {
     return undefined;
   }
-  if (!isRecord(content) || content.version !== 1 || !isRecord(content.entries)) return undefined;
+  if (!isPlainObject(content) || content.version !== 1 || !isPlainObject(content.entries)) return undefined;
   const entries = new Map<string, StoredEntry>();
   for (const [key, raw] of Object.entries(content.entries)) {
-    if (!isRecord(raw) || typeof raw.value !== 'string') return undefined;
+    if (!isPlainObject(raw) || typeof raw.value !== 'string') return undefined;
     const expiresAt = typeof raw.expiresAt === 'number' ? raw.expiresAt : undefined;
     entries.set(key, expiresAt === undefined ? { value: raw.value } : { value: raw.value, expiresAt });
   }
@@ -187,8 +188,4 @@ export async function withFileLock<T>(
 
 function isMissingFile(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

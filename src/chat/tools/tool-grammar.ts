@@ -14,6 +14,7 @@
  */
 import { createBlockScanner, type BlockSyntax } from './block-scanner.ts';
 import type { ToolChoice, ToolDefinition } from './tool-events.ts';
+import { isPlainObject } from '../../plain-object.ts';
 
 /** One unit of a parsed answer. `arguments` is the parsed JSON object (not yet checked against a schema). */
 export type GrammarToken =
@@ -170,8 +171,4 @@ function attributeOf(header: string, attribute: string): string | undefined {
 
 function escapeAttribute(value: string): string {
   return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;');
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -21,6 +21,7 @@ import {
   type UpstreamResponse,
 } from '../upstream-http.ts';
 import { lenientString } from './connect-frame-schema.ts';
+import { isPlainObject } from '../../plain-object.ts';
 
 export interface ConnectErrorInfo {
   /** Connect code (`resource_exhausted`, …); `unknown` when the body names none. */
@@ -64,7 +65,7 @@ const errorSchema = z.looseObject({
 
 /** Reads `{code,message,details[].debug}` or `{error:{…}}`; undefined when the value is no Connect error. */
 export function parseConnectError(value: unknown, now: number = Date.now()): ConnectErrorInfo | undefined {
-  const inner = isRecord(value) && isRecord(value.error) ? value.error : value;
+  const inner = isPlainObject(value) && isPlainObject(value.error) ? value.error : value;
   const parsed = errorSchema.safeParse(inner);
   if (!parsed.success) return undefined;
   const error = parsed.data;
@@ -204,7 +205,7 @@ export function connectCodeForHttpStatus(status: number): string {
 
 /** A JSON body without a Connect code (REST helpers such as `/api/user`): its code comes from the status. */
 function restErrorInfo(json: unknown, status: number): ConnectErrorInfo | undefined {
-  if (!isRecord(json)) return undefined;
+  if (!isPlainObject(json)) return undefined;
   const message = [json.message, json.msg, json.error_type, json.error].find((value) => typeof value === 'string');
   return { code: connectCodeForHttpStatus(status), message: message as string | undefined, hasPaywall: false, needsUpgrade: false };
 }
@@ -240,8 +241,4 @@ function findValue(value: unknown, key: string, depth = 0): unknown {
     if (found !== undefined) return found;
   }
   return undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

@@ -9,6 +9,7 @@ import { cannotStartMarker, renderCitations, type CitationMode, type CitationSca
 import { defaultQuotaRetryAfterMs, errorFromBlockException, gatewayErrorFromConnect, parseConnectError } from './connect-errors.ts';
 import { frameSchema, knownBlockParts, knownTopLevel, type Block, type Frame, type SearchItemPayload } from './connect-frame-schema.ts';
 import { addSources, emptySourceTable, sourceNumberForRef, type SearchItem, type SourceTable } from './connect-sources.ts';
+import { isPlainObject } from '../../plain-object.ts';
 
 export type UnknownKind = 'event' | 'op' | 'field' | 'enum';
 export type UnknownObserver = (kind: UnknownKind, name: string) => void;
@@ -286,10 +287,6 @@ function openingFrameOf(payload: unknown): OpeningFrame | undefined {
     opening.message = { id: lenientIdOf(id), role: typeof role === 'string' ? role : undefined, status: typeof status === 'string' ? status : undefined };
   }
   return opening;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 interface OpeningFrame {
