@@ -12,8 +12,8 @@ import { cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runThroughput } from './b1-throughput.ts';
-import { runLatency } from './b2-latency.ts';
-import { runFirstByte } from './b3-first-byte.ts';
+import { latencySection, measureLatency, type LatencyRound } from './b2-latency.ts';
+import { firstByteSection, measureFirstByte, type FirstByteRound } from './b3-first-byte.ts';
 import { runNoBuffering } from './b3-no-buffering.ts';
 import { runCpuPerEvent } from './b4-cpu-per-event.ts';
 import { runManyStreams } from './b5-many-streams.ts';
@@ -69,10 +69,20 @@ async function withReferenceStack(run: (all: Target[], stack: Awaited<ReturnType
 
 if (wants('B1')) await withReferenceStack(async (all) => print(await runThroughput(all, settings)));
 if (wants('B2') || wants('B3')) {
-  await withReferenceStack(async (all) => {
-    if (wants('B2')) print(await runLatency(all, settings));
-    if (wants('B3')) print(await runFirstByte(all, settings));
-  });
+  // Rounds on fresh processes: the concurrency-1 figures move more between processes than within one.
+  const latencyRounds: LatencyRound[] = [];
+  const firstByteRounds: FirstByteRound[] = [];
+  let targets: Target[] = [];
+  for (let round = 0; round < settings.latency.rounds; round += 1) {
+    await withReferenceStack(async (all, stack) => {
+      targets = all;
+      const servers = new Map((['pass-through', 're-encoding', 'gateway'] as const).map((name) => [name, stack.servers[name]!]));
+      if (wants('B2')) latencyRounds.push(await measureLatency(all, servers, settings));
+      if (wants('B3')) firstByteRounds.push(await measureFirstByte(all, settings));
+    });
+  }
+  if (wants('B2')) print(latencySection(targets, latencyRounds, settings));
+  if (wants('B3')) print(firstByteSection(targets, firstByteRounds, settings));
 }
 if (wants('B4')) {
   await withReferenceStack(async (_all, stack) => {

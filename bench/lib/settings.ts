@@ -10,7 +10,8 @@ export interface BenchSettings {
   /** --profile DIR: write steady-state CPU profiles of the measured servers during B4 there. */
   profileDir?: string;
   throughput: { connections: number; warmupMs: number; roundMs: number; rounds: number };
-  latency: { requests: number };
+  /** B2 and B3 run `rounds` times, each on fresh processes. */
+  latency: { requests: number; rounds: number };
   firstByte: { requests: number; proofStreams: number; proofChunkDelayMs: number };
   cpu: { concurrency: number; roundMs: number; rounds: number };
   manyStreams: { streams: number; chunkDelayMs: number; accounts: number };
@@ -32,7 +33,7 @@ function baseSettings(quick: boolean): BenchSettings {
     ? {
         quick,
         throughput: { connections: 50, warmupMs: 1_000, roundMs: 1_500, rounds: 2 },
-        latency: { requests: 120 },
+        latency: { requests: 120, rounds: 1 },
         firstByte: { requests: 80, proofStreams: 3, proofChunkDelayMs: 20 },
         cpu: { concurrency: 16, roundMs: 1_000, rounds: 2 },
         manyStreams: { streams: 2_000, chunkDelayMs: 100, accounts: 40 },
@@ -41,7 +42,7 @@ function baseSettings(quick: boolean): BenchSettings {
     : {
         quick,
         throughput: { connections: 50, warmupMs: 2_000, roundMs: 4_000, rounds: 3 },
-        latency: { requests: 500 },
+        latency: { requests: 500, rounds: 3 },
         firstByte: { requests: 300, proofStreams: 10, proofChunkDelayMs: 20 },
         cpu: { concurrency: 16, roundMs: 2_500, rounds: 4 },
         manyStreams: { streams: 2_000, chunkDelayMs: 250, accounts: 40 },
