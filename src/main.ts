@@ -242,8 +242,17 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   }
 
   if (options.handleSignals) {
+    let signalsSeen = 0;
+    // Every signal is handled, so a second Ctrl+C or SIGTERM never kills the process with the default handler, which
+    // would drop the batched log lines and the state store's pending writes (chat deletions).
     const onSignal = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'shutting down: no new requests; open streams may finish');
+      signalsSeen += 1;
+      if (signalsSeen > 1) {
+        log.warn({ signal }, 'signal again: ending open streams now, then finishing the shutdown (SIGKILL stops without it)');
+        app.cutDrainShort();
+        return;
+      }
+      log.info({ signal }, 'shutting down: no new requests; open streams may finish (a second signal ends them now)');
       log.flush();
       void close().then(
         () => process.exit(0),
@@ -253,8 +262,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         },
       );
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   }
 
   return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, server, app, chat, pool, store, metrics, log, close };

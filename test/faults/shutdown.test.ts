@@ -138,3 +138,30 @@ test('SIGTERM with streams longer than SHUTDOWN_GRACE_MS: they end with a shutti
   assert.equal(await served.exited, 0);
   assert.ok(Date.now() - signalledAt < graceMs + 3_000, 'exit soon after the grace period');
 });
+
+test('a second signal during the drain ends open streams at once (shutting_down, no [DONE]); a third does not kill it: the shutdown completes, exit code 0, no log line lost', async () => {
+  const served = await serve(30_000, 'second-signal');
+  const streams = [0, 1].map((index) => slowStream(served.url, `cut me ${index} [[sim:slow]]`));
+  await Promise.all(streams.map((stream) => stream.started));
+  served.child.kill('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const secondAt = Date.now();
+  // The second and a third signal at once: both reach the process while it drains (different signals never merge).
+  served.child.kill('SIGINT');
+  served.child.kill('SIGTERM');
+  const results = await Promise.all(streams.map((stream) => stream.result));
+  const endedAfterMs = Date.now() - secondAt;
+  for (const result of results) {
+    assert.equal(result.done, false);
+    assert.equal(result.streamError?.code, 'shutting_down');
+  }
+  // The slow scenario would run for seconds more and the grace is 30 s: only the second signal ends them this soon.
+  assert.ok(endedAfterMs < 1_500, `streams ended ${endedAfterMs} ms after the second signal`);
+  assert.equal(await served.exited, 0);
+  const lines = served.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { msg: string; route?: string; signal?: string });
+  assert.equal(lines.filter((line) => line.msg === 'request' && line.route === '/v1/chat/completions').length, 2, 'one request line per stream');
+  const signals = lines.filter((line) => line.signal).map((line) => line.signal);
+  assert.equal(signals[0], 'SIGTERM');
+  assert.deepEqual(signals.slice(1).sort(), ['SIGINT', 'SIGTERM'], 'both later signals were handled, none killed the process');
+  assert.equal(lines.at(-1)?.msg, 'kimi-free-api stopped');
+});
