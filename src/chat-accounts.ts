@@ -22,24 +22,14 @@ export function createChatAccounts(pool: AccountPool): AccountDirectory {
       pool.lease({
         candidates: (options.accountId ? options.candidates.filter((account) => account.id === options.accountId) : options.candidates) as Account[],
         conversationId: options.conversationId,
+        conversationAccountId: options.conversationId ? options.accountId : undefined,
         exclude: options.exclude,
         signal: options.signal,
       }),
     getConversation: (conversationId) => pool.getConversation(conversationId),
-    async saveConversation(conversationId, record) {
-      const existing = await pool.getConversation(conversationId);
-      if (existing && existing.accountId === record.accountId) {
-        if (record.parentMessageId) await pool.updateParent(conversationId, record.parentMessageId);
-        return;
-      }
-      await pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway });
-    },
-    recordNewConversation: (conversationId, record, deleteAtMs) =>
+    recordConversation: (conversationId, record, deleteAtMs) =>
       pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway, deleteAt: deleteAtMs }),
-    scheduleDeletion: async (conversationId, accountId, atMs) => {
-      await pool.scheduleDeletion(conversationId, accountId, atMs);
-    },
-    cancelDeletion: (conversationId) => pool.cancelDeletion(conversationId),
+    cancelDeletion: (conversationId, record) => pool.cancelDeletion(conversationId, record),
   };
 }
 

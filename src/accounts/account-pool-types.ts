@@ -52,6 +52,8 @@ export interface LeaseRequest {
   candidates?: readonly Account[];
   /** Continue this chat: only its account is used. */
   conversationId?: string;
+  /** That chat's account, when the caller has just read its record (saves reading it again). */
+  conversationAccountId?: string;
   signal?: AbortSignal;
   /** Account ids not to use (already tried). */
   exclude?: Iterable<string>;
@@ -82,7 +84,8 @@ export interface AccountPool {
   getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
   updateParent(conversationId: string, parentMessageId: string): Promise<void>;
   scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;
-  cancelDeletion(conversationId: string): Promise<void>;
+  /** `known`: the chat's record as just read (saves reading it again). */
+  cancelDeletion(conversationId: string, known?: ConversationRecord): Promise<void>;
   sweepDeletions(): Promise<number>;
   snapshot(accounts?: readonly Account[]): Promise<AccountSnapshot[]>;
   /** Probes each account live (refresh + current-user call); for `check` and `add-account`. */

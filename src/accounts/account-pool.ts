@@ -116,15 +116,15 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     let ids = (request.candidates ?? directory.serverAccounts()).map((account) => account.id);
     if (ids.length === 0) throw new AuthenticationError('No Kimi account is configured: give a token.');
     if (request.conversationId) {
-      const record = await conversations.get(request.conversationId);
-      if (record) {
-        if (!ids.includes(record.accountId)) {
+      const accountId = request.conversationAccountId ?? (await conversations.get(request.conversationId))?.accountId;
+      if (accountId) {
+        if (!ids.includes(accountId)) {
           throw new NotFoundError(`Conversation ${request.conversationId} was not found for these accounts.`, {
             code: 'conversation_not_found',
             param: 'conversation_id',
           });
         }
-        ids = [record.accountId];
+        ids = [accountId];
       }
       if (busyConversations.has(request.conversationId)) {
         throw new ConflictError(`A reply is already being generated in conversation ${request.conversationId}.`);
@@ -240,7 +240,7 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     getConversation: (conversationId) => conversations.get(conversationId),
     updateParent: (conversationId, parentMessageId) => conversations.updateParent(conversationId, parentMessageId),
     scheduleDeletion: (conversationId, accountId, atMs) => conversations.scheduleDeletion(conversationId, accountId, atMs),
-    cancelDeletion: (conversationId) => conversations.cancelDeletion(conversationId),
+    cancelDeletion: (conversationId, known) => conversations.cancelDeletion(conversationId, known),
     sweepDeletions: () => conversations.sweep(),
     snapshot: (accounts) => describeAccounts(statusContext(), accounts ?? serverAccounts()),
     async checkAccounts(accounts, signal) {

@@ -49,7 +49,8 @@ export interface ConversationRegistry {
   updateParent(conversationId: string, parentMessageId: string): Promise<void>;
   /** Schedules (or moves) the deletion; false when the chat is unknown, not ours, or bound to another account. */
   scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;
-  cancelDeletion(conversationId: string): Promise<void>;
+  /** `known`: the chat's record as just read (saves reading it again). */
+  cancelDeletion(conversationId: string, known?: ConversationRecord): Promise<void>;
   /** Deletes every due chat now; returns how many were deleted. */
   sweep(): Promise<number>;
 }
@@ -127,13 +128,18 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
       await setJson(store, storeKeys.conversation(conversationId), { ...record, deleteAfter: atMs });
       return true;
     },
-    async cancelDeletion(conversationId) {
-      await store.delete(storeKeys.deletion(conversationId));
-      const record = await get(conversationId);
+    async cancelDeletion(conversationId, known) {
+      const record = known ?? (await get(conversationId));
+      // The job goes whatever the record says: after a crash between bind's two writes, a job may exist without it.
+      // The two writes may land in either order (one round trip, not two): if only the record's lands, the old job
+      // still deletes the chat, as a temporary chat should be; if only the job's delete lands, the record merely
+      // still shows a time.
+      const writes: Promise<void>[] = [store.delete(storeKeys.deletion(conversationId))];
       if (record?.deleteAfter !== undefined) {
         const { deleteAfter: _dropped, ...rest } = record;
-        await setJson(store, storeKeys.conversation(conversationId), rest);
+        writes.push(setJson(store, storeKeys.conversation(conversationId), rest));
       }
+      await Promise.all(writes);
     },
     async sweep() {
       let deleted = 0;

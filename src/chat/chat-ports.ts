@@ -28,11 +28,13 @@ export interface ConversationRecord {
   parentMessageId?: string;
   /** Only chats the gateway created are ever deleted (protocol spec §10.3). */
   createdByGateway: boolean;
+  /** When the chat is due for deletion (epoch ms), if scheduled. */
+  deleteAfter?: number;
 }
 
 export interface LeaseOptions {
   candidates: readonly AccountRef[];
-  /** When set, the conversation's account is required (affinity). */
+  /** When set, the conversation's account is required (affinity); with `conversationId`, it is that chat's account as read from its record. */
   accountId?: string;
   /** The conversation being continued: one stream per chat at a time. */
   conversationId?: string;
@@ -45,16 +47,13 @@ export interface AccountDirectory {
   candidates(bearerTokens: readonly string[] | undefined): Promise<AccountRef[]>;
   lease(options: LeaseOptions): Promise<AccountLease>;
   getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
-  saveConversation(conversationId: string, record: ConversationRecord): Promise<void>;
   /**
-   * Records a chat this gateway has just created (so no record exists yet), and schedules its deletion at
-   * `deleteAtMs` when given: two writes and no reads, once per answer.
+   * Writes the chat's whole record, and first (so that a crash in between still deletes the chat) its deletion
+   * job at `deleteAtMs` when given. No reads: the caller knows the record, so a turn costs one or two writes.
    */
-  recordNewConversation(conversationId: string, record: ConversationRecord, deleteAtMs?: number): Promise<void>;
-  /** Deletes the chat at `atMs` (kept in the state store so a restart still deletes it). */
-  scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
-  /** Forgets a scheduled deletion (the chat is being continued). */
-  cancelDeletion(conversationId: string): Promise<void>;
+  recordConversation(conversationId: string, record: ConversationRecord, deleteAtMs?: number): Promise<void>;
+  /** Forgets a scheduled deletion (the chat is being continued); `record` is the one getConversation returned. */
+  cancelDeletion(conversationId: string, record: ConversationRecord): Promise<void>;
 }
 
 export interface OpenedAttachment extends UploadSource {

@@ -7,6 +7,7 @@ import { createAccountPool, type AccountPool } from '../accounts/account-pool.ts
 import { createChatAccounts } from '../chat-accounts.ts';
 import { AuthenticationError, InvalidRequestError, RateLimitError, UpstreamError } from '../errors.ts';
 import { openMemoryStore } from '../store/memory-store.ts';
+import type { StateStore } from '../store/state-store.ts';
 import { eachEvent, type ChatEvent, type DialectName, type KimiDialect, type Session } from '../upstream/dialect.ts';
 import { createChatService, type ChatService } from './chat-service.ts';
 import { foldChatEvents } from './fold-chat-events.ts';
@@ -31,7 +32,15 @@ interface Setup {
 
 const silentLog = { info() {}, warn() {} };
 
-async function setup(names: string[], reply: Reply, limits: { maxAttempts?: number; attemptBudgetMs?: number; retentionSeconds?: number } = {}): Promise<Setup> {
+interface SetupOptions {
+  maxAttempts?: number;
+  attemptBudgetMs?: number;
+  retentionSeconds?: number;
+  /** Wraps the pool's state store (to watch its calls). */
+  wrapStore?: (store: StateStore) => StateStore;
+}
+
+async function setup(names: string[], reply: Reply, limits: SetupOptions = {}): Promise<Setup> {
   const clock = fakeClock();
   const upstream = new FakeKimiUpstream({ clock: clock.now });
   for (const name of names) upstream.register(name, `${name}-refresh-0`);
@@ -56,7 +65,8 @@ async function setup(names: string[], reply: Reply, limits: { maxAttempts?: numb
   });
   const base = upstream.dialects();
   const dialects: Record<DialectName, KimiDialect> = { current: withReplies(base.current), legacy: withReplies(base.legacy) };
-  const pool = createAccountPool({ store: await openMemoryStore({ clock: clock.now }), dialects, clock: clock.now, reloadIntervalMs: 0, sweepIntervalMs: 0 });
+  const store = await openMemoryStore({ clock: clock.now });
+  const pool = createAccountPool({ store: limits.wrapStore?.(store) ?? store, dialects, clock: clock.now, reloadIntervalMs: 0, sweepIntervalMs: 0 });
   const accounts = await pool.addServerAccounts(names.map((name) => `${name}-refresh-0`));
   const chat = createChatService({
     dialects,
@@ -76,8 +86,8 @@ function answer(text: string): ChatEvent[] {
   return [{ type: 'conversation-start', conversationId: `chat-${text}` }, { type: 'text-delta', text }, { type: 'finish', reason: 'stop' }];
 }
 
-function ask(chat: ChatService) {
-  return foldChatEvents(eachEvent(chat.streamChat({ messages: [{ role: 'user', content: 'hi' }] }, new AbortController().signal).batches));
+function ask(chat: ChatService, conversationId?: string) {
+  return foldChatEvents(eachEvent(chat.streamChat({ messages: [{ role: 'user', content: 'hi' }], conversationId }, new AbortController().signal).batches));
 }
 
 describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
@@ -92,12 +102,78 @@ describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
     await pool.close();
   });
 
+  test('a continued turn that fails before answering keeps the chat and schedules its deletion again, so the client can retry', async () => {
+    let turn = 0;
+    const { chat, pool, upstream, clock, ids } = await setup(['a'], (_name, token) => {
+      turn += 1;
+      return turn === 1 ? answer(token) : new RateLimitError('upstream_overloaded', 'busy', { retryAfterMs: 1_000 });
+    }, { retentionSeconds: 600 });
+    await ask(chat);
+    clock.advance(60_000);
+    await assert.rejects(ask(chat, 'chat-a-access-1'), RateLimitError);
+    await chat.idle();
+    assert.deepEqual(upstream.deleted, [], 'the earlier turns are still there to continue');
+    assert.deepEqual(await pool.getConversation('chat-a-access-1'), { accountId: ids[0], createdByGateway: true, deleteAfter: clock.now() + 600_000 });
+    clock.advance(600_000);
+    assert.equal(await pool.sweepDeletions(), 1, 'and it is still deleted once the retention has passed');
+    await pool.close();
+  });
+
   test('a chat that failed before answering is deleted at once and never recorded', async () => {
     const { chat, pool, upstream } = await setup(['a'], () => [{ type: 'conversation-start', conversationId: 'chat-broken' }, new InvalidRequestError('refused')], { retentionSeconds: 600 });
     await assert.rejects(ask(chat), InvalidRequestError);
     await chat.idle();
     assert.equal(await pool.getConversation('chat-broken'), undefined);
     assert.deepEqual(upstream.deleted.map((entry) => entry.conversationId), ['chat-broken']);
+    await pool.close();
+  });
+});
+
+/** Watches a store: each call as `<method> <key>`, and how many round trips they took (calls in flight together count once). */
+function watchStore() {
+  const calls: string[] = [];
+  let inFlight = 0;
+  let roundTrips = 0;
+  const wrap = (store: StateStore): StateStore =>
+    new Proxy(store, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.push(`${String(property)} ${String(args[0])}`);
+          if (inFlight === 0) roundTrips += 1;
+          inFlight += 1;
+          return Promise.resolve((value as (...values: unknown[]) => unknown).apply(target, args)).finally(() => (inFlight -= 1));
+        };
+      },
+    });
+  return {
+    wrap,
+    calls,
+    /** Calls and round trips since the last reset. */
+    take() {
+      const taken = { calls: calls.splice(0), roundTrips };
+      roundTrips = 0;
+      return taken;
+    },
+  };
+}
+
+describe('state store calls per turn (each a round trip on Redis)', () => {
+  test('a new chat writes its deletion job, then its record; a continued turn reads the record once and writes it once, after the job', async () => {
+    const watch = watchStore();
+    const { chat, pool, ids } = await setup(['a'], (_name, _token, call) => answer(`call-${call}`), { retentionSeconds: 600, wrapStore: watch.wrap });
+    await ask(chat); // the account's first session (a refresh) is not what this test counts
+    watch.take();
+    const marks = [`get cool:${ids[0]}`, `get invalid:${ids[0]}`];
+    await ask(chat);
+    assert.deepEqual(watch.take(), { calls: [...marks, 'set del:chat-call-2', 'set conv:chat-call-2'], roundTrips: 3 });
+    await ask(chat, 'chat-call-2');
+    // Read the record; cancel its deletion (two writes at once); the account's marks; the job, then the record.
+    assert.deepEqual(watch.take(), {
+      calls: ['get conv:chat-call-2', 'delete del:chat-call-2', 'set conv:chat-call-2', ...marks, 'set del:chat-call-2', 'set conv:chat-call-2'],
+      roundTrips: 5,
+    });
     await pool.close();
   });
 });

@@ -236,8 +236,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       if (!candidates.some((account) => account.id === record.accountId)) {
         throw new NotFoundError(`Conversation ${conversationId} belongs to an account this request may not use.`, { code: 'conversation_not_found', param: 'conversation_id' });
       }
-      await options.accounts.cancelDeletion(conversationId);
-      return { id: conversationId, record };
+      await options.accounts.cancelDeletion(conversationId, record);
+      const { deleteAfter: _cancelled, ...kept } = record;
+      return { id: conversationId, record: kept };
     }
     // A chat made in the web app: find which of the request's accounts holds it (never deleted by us).
     let lastError: unknown;
@@ -247,7 +248,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         const session = await lease.session(signal);
         const state = await dialectFor(session.dialect).findConversation(session, conversationId, signal);
         const found: ConversationRecord = { accountId: account.id, parentMessageId: state.lastAssistantMessageId, createdByGateway: false };
-        await options.accounts.saveConversation(conversationId, found);
+        await options.accounts.recordConversation(conversationId, found);
         return { id: conversationId, record: found };
       } catch (error) {
         lastError = error;
@@ -272,17 +273,15 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const createdByGateway = continued ? continued.record.createdByGateway : true;
     const parentMessageId = outcome.messageId ?? continued?.record.parentMessageId;
     const record: ConversationRecord = { accountId: lease.account.id, parentMessageId, createdByGateway };
+    // A continued chat holds earlier answers: a turn that failed keeps it, so the client can retry that turn.
+    const isKept = wasAnswered || continued !== undefined;
     // Kept for continuation until then; undefined when kept for good, or when it goes now.
-    const deleteAt = wasAnswered && createdByGateway && options.retentionSeconds > 0 ? clock() + options.retentionSeconds * 1000 : undefined;
+    const deleteAt = isKept && createdByGateway && options.retentionSeconds > 0 ? clock() + options.retentionSeconds * 1000 : undefined;
     try {
-      if (continued) {
-        await options.accounts.saveConversation(conversationId, record);
-        if (deleteAt !== undefined) await options.accounts.scheduleDeletion(conversationId, lease.account.id, deleteAt);
-      } else if (wasAnswered) {
-        await options.accounts.recordNewConversation(conversationId, record, deleteAt);
-      }
+      // The record is known in full (the continued one was read at the start), so this writes without reading.
+      if (isKept) await options.accounts.recordConversation(conversationId, record, deleteAt);
       if (!createdByGateway || options.retentionSeconds < 0 || deleteAt !== undefined) return;
-      // Nobody can continue a chat that failed before answering, or when retention is zero.
+      // Nobody can continue a new chat that failed before answering, nor any chat when retention is zero.
       const session = await lease.session(AbortSignal.timeout(10_000));
       track(deleteConversation(lease.account, conversationId, session));
     } catch (error) {
