@@ -117,6 +117,21 @@ test('upstream 500 (Connect internal): 502 upstream_error, the stream never star
   assert.equal(result.json.error.code, 'upstream_error');
 });
 
+test('a continued turn that fails upstream (500): 502 to the client, the temporary chat and its first answer are kept, the retried turn continues it', async () => {
+  const first = await chat(stack.gatewayUrl, { prompt: 'remember 42' });
+  assert.equal(first.status, 200);
+  const conversationId: string = first.json.id;
+  simulator.setScenario('http-500', { userId: userId(), times: 1 });
+  const failed = await chat(stack.gatewayUrl, { prompt: 'turn 2', extra: { conversation_id: conversationId } });
+  assert.equal(failed.status, 502);
+  await stack.gateway.chat.idle(); // a deletion, had one been started, has finished by now
+  assert.equal(simulator.chats(userId()).find((item) => item.id === conversationId)?.deleted, false, 'the chat is still there');
+  const retried = await chat(stack.gatewayUrl, { prompt: 'turn 2', extra: { conversation_id: conversationId } });
+  assert.equal(retried.status, 200, JSON.stringify(retried.json));
+  assert.equal(retried.json.id, conversationId);
+  assert.equal(retried.text, simulatedReply({ userText: 'turn 2', turn: 2 }).text);
+});
+
 test('HTML page with status 200 instead of a stream: 502 upstream_error before any byte, never an empty success', async () => {
   simulator.setScenario('html-200', { userId: userId() });
   for (const stream of [false, true]) {
