@@ -243,14 +243,20 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
 
   if (options.handleSignals) {
     let signalsSeen = 0;
-    // Every signal is handled, so a second Ctrl+C or SIGTERM never kills the process with the default handler, which
-    // would drop the batched log lines and the state store's pending writes (chat deletions).
+    // Every signal is handled: Node's default handler would kill the process at once, dropping the batched log lines
+    // and the state store's pending writes (chat deletions). The second cuts the grace short; only a third, for a
+    // shutdown that hangs (say, on a frozen Redis), exits without finishing it.
     const onSignal = (signal: NodeJS.Signals) => {
       signalsSeen += 1;
-      if (signalsSeen > 1) {
-        log.warn({ signal }, 'signal again: ending open streams now, then finishing the shutdown (SIGKILL stops without it)');
+      if (signalsSeen === 2) {
+        // No flush here: an asynchronous write still in flight when a third signal exits could be lost or reordered.
+        log.warn({ signal }, 'second signal: ending open streams now, then finishing the shutdown (a third exits at once)');
         app.cutDrainShort();
         return;
+      }
+      if (signalsSeen > 2) {
+        log.warn({ signal }, 'third signal: exiting without finishing the shutdown');
+        process.exit(1); // pino writes out the batched lines on exit
       }
       log.info({ signal }, 'shutting down: no new requests; open streams may finish (a second signal ends them now)');
       log.flush();

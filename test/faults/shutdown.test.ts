@@ -139,16 +139,27 @@ test('SIGTERM with streams longer than SHUTDOWN_GRACE_MS: they end with a shutti
   assert.ok(Date.now() - signalledAt < graceMs + 3_000, 'exit soon after the grace period');
 });
 
-test('a second signal during the drain ends open streams at once (shutting_down, no [DONE]); a third does not kill it: the shutdown completes, exit code 0, no log line lost', async () => {
+/** Resolves once the process has printed `text` (a line flushed at once), so the next signal cannot merge with an unhandled one. */
+async function printed(served: Served, text: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!served.output().includes(text)) {
+    if (Date.now() > deadline) throw new Error(`never printed "${text}": ${served.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function logLines(served: Served): { msg: string; route?: string; signal?: string }[] {
+  return served.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { msg: string; route?: string; signal?: string });
+}
+
+test('a second signal during the drain ends open streams at once (shutting_down, no [DONE]); the shutdown still completes: exit code 0, no log line lost', async () => {
   const served = await serve(30_000, 'second-signal');
   const streams = [0, 1].map((index) => slowStream(served.url, `cut me ${index} [[sim:slow]]`));
   await Promise.all(streams.map((stream) => stream.started));
   served.child.kill('SIGTERM');
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await printed(served, 'shutting down');
   const secondAt = Date.now();
-  // The second and a third signal at once: both reach the process while it drains (different signals never merge).
   served.child.kill('SIGINT');
-  served.child.kill('SIGTERM');
   const results = await Promise.all(streams.map((stream) => stream.result));
   const endedAfterMs = Date.now() - secondAt;
   for (const result of results) {
@@ -158,10 +169,25 @@ test('a second signal during the drain ends open streams at once (shutting_down,
   // The slow scenario would run for seconds more and the grace is 30 s: only the second signal ends them this soon.
   assert.ok(endedAfterMs < 1_500, `streams ended ${endedAfterMs} ms after the second signal`);
   assert.equal(await served.exited, 0);
-  const lines = served.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { msg: string; route?: string; signal?: string });
+  const lines = logLines(served);
   assert.equal(lines.filter((line) => line.msg === 'request' && line.route === '/v1/chat/completions').length, 2, 'one request line per stream');
-  const signals = lines.filter((line) => line.signal).map((line) => line.signal);
-  assert.equal(signals[0], 'SIGTERM');
-  assert.deepEqual(signals.slice(1).sort(), ['SIGINT', 'SIGTERM'], 'both later signals were handled, none killed the process');
+  assert.deepEqual(lines.filter((line) => line.signal).map((line) => line.signal), ['SIGTERM', 'SIGINT']);
   assert.equal(lines.at(-1)?.msg, 'kimi-free-api stopped');
+});
+
+test('a third signal exits at once with code 1, for a shutdown that hangs; the batched log is still written out', async () => {
+  const served = await serve(30_000, 'third-signal');
+  const stream = slowStream(served.url, 'never finished [[sim:slow]]');
+  const cutOff = stream.result.catch(() => undefined); // the socket closes with the process
+  await stream.started;
+  served.child.kill('SIGTERM');
+  await printed(served, 'shutting down');
+  // Two more at once: both are handled before the shutdown can move on (different signals never merge).
+  served.child.kill('SIGINT');
+  served.child.kill('SIGTERM');
+  assert.equal(await served.exited, 1);
+  await cutOff;
+  const lines = logLines(served);
+  assert.equal(lines.filter((line) => line.signal).length, 3);
+  assert.match(lines.at(-1)?.msg ?? '', /^third signal/, 'the line logged just before exit(1) was written out');
 });
