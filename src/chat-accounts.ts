@@ -18,17 +18,20 @@ export function createChatAccounts(pool: AccountPool): AccountDirectory {
       }
       return server;
     },
-    lease: (options) =>
-      pool.lease({
-        candidates: (options.accountId ? options.candidates.filter((account) => account.id === options.accountId) : options.candidates) as Account[],
-        conversationId: options.conversationId,
-        conversationAccountId: options.conversationId ? options.accountId : undefined,
+    lease: (options) => {
+      const accountId = options.conversation?.accountId ?? options.accountId;
+      return pool.lease({
+        candidates: (accountId ? options.candidates.filter((account) => account.id === accountId) : options.candidates) as Account[],
+        conversationId: options.conversation?.id,
+        conversationAccountId: options.conversation?.accountId,
         exclude: options.exclude,
         signal: options.signal,
-      }),
+      });
+    },
     getConversation: (conversationId) => pool.getConversation(conversationId),
     recordConversation: (conversationId, record, deleteAtMs) =>
       pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway, deleteAt: deleteAtMs }),
+    postponeDeletion: (conversationId, accountId, atMs) => pool.postponeDeletion(conversationId, accountId, atMs),
     cancelDeletion: (conversationId, record) => pool.cancelDeletion(conversationId, record),
   };
 }

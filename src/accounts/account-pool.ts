@@ -240,6 +240,7 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     getConversation: (conversationId) => conversations.get(conversationId),
     updateParent: (conversationId, parentMessageId) => conversations.updateParent(conversationId, parentMessageId),
     scheduleDeletion: (conversationId, accountId, atMs) => conversations.scheduleDeletion(conversationId, accountId, atMs),
+    postponeDeletion: (conversationId, accountId, atMs) => conversations.postponeDeletion(conversationId, accountId, atMs),
     cancelDeletion: (conversationId, known) => conversations.cancelDeletion(conversationId, known),
     sweepDeletions: () => conversations.sweep(),
     snapshot: (accounts) => describeAccounts(statusContext(), accounts ?? serverAccounts()),

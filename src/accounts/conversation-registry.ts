@@ -49,6 +49,8 @@ export interface ConversationRegistry {
   updateParent(conversationId: string, parentMessageId: string): Promise<void>;
   /** Schedules (or moves) the deletion; false when the chat is unknown, not ours, or bound to another account. */
   scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;
+  /** Writes the chat's deletion job for `atMs`, no reads: the caller knows the chat is the gateway's and whose it is. */
+  postponeDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
   /** `known`: the chat's record as just read (saves reading it again). */
   cancelDeletion(conversationId: string, known?: ConversationRecord): Promise<void>;
   /** Deletes every due chat now; returns how many were deleted. */
@@ -128,12 +130,16 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
       await setJson(store, storeKeys.conversation(conversationId), { ...record, deleteAfter: atMs });
       return true;
     },
+    async postponeDeletion(conversationId, accountId, atMs) {
+      const job: DeletionJob = { conversationId, accountId, atMs, attempts: 0 };
+      await setJson(store, storeKeys.deletion(conversationId), job);
+    },
     async cancelDeletion(conversationId, known) {
       const record = known ?? (await get(conversationId));
       // The job goes whatever the record says: after a crash between bind's two writes, a job may exist without it.
       // The two writes may land in either order (one round trip, not two): if only the record's lands, the old job
-      // still deletes the chat, as a temporary chat should be; if only the job's delete lands, the record merely
-      // still shows a time.
+      // still deletes the chat, which is where it was before the call; if only the job's delete lands, the chat is
+      // kept, as asked, and its record merely still shows a time.
       const writes: Promise<void>[] = [store.delete(storeKeys.deletion(conversationId))];
       if (record?.deleteAfter !== undefined) {
         const { deleteAfter: _dropped, ...rest } = record;

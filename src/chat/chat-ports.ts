@@ -34,10 +34,10 @@ export interface ConversationRecord {
 
 export interface LeaseOptions {
   candidates: readonly AccountRef[];
-  /** When set, the conversation's account is required (affinity); with `conversationId`, it is that chat's account as read from its record. */
+  /** When set, only this account is used. */
   accountId?: string;
-  /** The conversation being continued: one stream per chat at a time. */
-  conversationId?: string;
+  /** The chat being continued and its account, as read from its record: one stream per chat at a time. */
+  conversation?: { id: string; accountId: string };
   exclude: ReadonlySet<string>;
   signal: AbortSignal;
 }
@@ -52,7 +52,9 @@ export interface AccountDirectory {
    * job at `deleteAtMs` when given. No reads: the caller knows the record, so a turn costs one or two writes.
    */
   recordConversation(conversationId: string, record: ConversationRecord, deleteAtMs?: number): Promise<void>;
-  /** Forgets a scheduled deletion (the chat is being continued); `record` is the one getConversation returned. */
+  /** Moves the chat's deletion job to `atMs` (one write, no reads): the chat is being continued. */
+  postponeDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
+  /** Forgets a scheduled deletion (the chat is now kept for good); `record` is the one getConversation returned. */
   cancelDeletion(conversationId: string, record: ConversationRecord): Promise<void>;
 }
 

@@ -8,7 +8,7 @@ import { createChatAccounts } from '../chat-accounts.ts';
 import { AuthenticationError, InvalidRequestError, RateLimitError, UpstreamError } from '../errors.ts';
 import { openMemoryStore } from '../store/memory-store.ts';
 import type { StateStore } from '../store/state-store.ts';
-import { eachEvent, type ChatEvent, type DialectName, type KimiDialect, type Session } from '../upstream/dialect.ts';
+import { eachEvent, type ChatEvent, type DialectName, type KimiDialect, type KimiPrompt, type Session } from '../upstream/dialect.ts';
 import { createChatService, type ChatService } from './chat-service.ts';
 import { foldChatEvents } from './fold-chat-events.ts';
 import { createModelCatalog } from './model-catalog.ts';
@@ -26,6 +26,10 @@ interface Setup {
   clock: FakeClock;
   ids: string[];
   calls: string[];
+  /** The prompt of each upstream call, in order. */
+  prompts: KimiPrompt[];
+  /** The pool's state store (unwrapped). */
+  store: StateStore;
   /** Upstream replies whose stream has been closed (ended, failed or abandoned by the consumer). */
   closedReplies: () => number;
 }
@@ -45,12 +49,14 @@ async function setup(names: string[], reply: Reply, limits: SetupOptions = {}): 
   const upstream = new FakeKimiUpstream({ clock: clock.now });
   for (const name of names) upstream.register(name, `${name}-refresh-0`);
   const calls: string[] = [];
+  const prompts: KimiPrompt[] = [];
   let closedReplies = 0;
   const withReplies = (dialect: KimiDialect): KimiDialect => ({
     ...dialect,
-    async *streamReply(session: Session) {
+    async *streamReply(session: Session, prompt: KimiPrompt) {
       const name = session.accessToken.split('-')[0];
       calls.push(session.accessToken);
+      prompts.push(prompt);
       const outcome = reply(name, session.accessToken, calls.length);
       if (outcome instanceof Error) throw outcome;
       try {
@@ -79,7 +85,7 @@ async function setup(names: string[], reply: Reply, limits: SetupOptions = {}): 
     log: silentLog,
     clock: clock.now,
   });
-  return { chat, pool, upstream, clock, ids: accounts.map((account) => account.id), calls, closedReplies: () => closedReplies };
+  return { chat, pool, upstream, clock, ids: accounts.map((account) => account.id), calls, prompts, store, closedReplies: () => closedReplies };
 }
 
 function answer(text: string): ChatEvent[] {
@@ -116,6 +122,52 @@ describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
     assert.deepEqual(await pool.getConversation('chat-a-access-1'), { accountId: ids[0], createdByGateway: true, deleteAfter: clock.now() + 600_000 });
     clock.advance(600_000);
     assert.equal(await pool.sweepDeletions(), 1, 'and it is still deleted once the retention has passed');
+    await pool.close();
+  });
+
+  test('a continued turn that failed before answering leaves the parent at the last answer, so the retry continues from there', async () => {
+    const { chat, pool, prompts } = await setup(['a'], (_name, _token, call) => {
+      if (call === 1) return [{ type: 'conversation-start', conversationId: 'chat-1' }, { type: 'message-start', messageId: 'answer-1' }, { type: 'text-delta', text: 'one' }, { type: 'finish', reason: 'stop' }];
+      if (call === 2) return [{ type: 'message-start', messageId: 'failed-2' }, new UpstreamError('Kimi returned an empty answer', { isRetryable: true })];
+      return [{ type: 'message-start', messageId: 'answer-3' }, { type: 'text-delta', text: 'three' }, { type: 'finish', reason: 'stop' }];
+    }, { retentionSeconds: 600 });
+    await ask(chat);
+    await assert.rejects(ask(chat, 'chat-1'), UpstreamError);
+    await ask(chat, 'chat-1');
+    assert.deepEqual(prompts.map((prompt) => prompt.conversation?.parentMessageId), [undefined, 'answer-1', 'answer-1']);
+    assert.equal((await pool.getConversation('chat-1'))?.parentMessageId, 'answer-3');
+    await pool.close();
+  });
+
+  test('a continued turn refused before it gets its account (the account is cooling down) leaves the deletion where it was', async () => {
+    const { chat, pool, upstream, clock, ids, calls } = await setup(['a'], (_name, token, call) =>
+      call === 1 ? answer(token) : new RateLimitError('upstream_overloaded', 'busy', { retryAfterMs: 60_000 }), { retentionSeconds: 600 });
+    await ask(chat);
+    const scheduled = await pool.getConversation('chat-a-access-1');
+    await assert.rejects(ask(chat), RateLimitError); // a new chat: the account cools down for a minute
+    await assert.rejects(ask(chat, 'chat-a-access-1'), RateLimitError);
+    assert.equal(calls.length, 2, 'the continued turn made no upstream call');
+    await chat.idle();
+    assert.deepEqual(await pool.getConversation('chat-a-access-1'), scheduled);
+    assert.deepEqual(scheduled, { accountId: ids[0], createdByGateway: true, deleteAfter: clock.now() + 600_000 });
+    clock.advance(600_000);
+    assert.equal(await pool.sweepDeletions(), 1, 'deleted on time');
+    assert.deepEqual(upstream.deleted.map((entry) => entry.conversationId), ['chat-a-access-1']);
+    await pool.close();
+  });
+
+  test('while a continued turn runs, its deletion is a day out (never mid-turn, still after a crash); its end sets the retention again', async () => {
+    const { chat, pool, store, clock } = await setup(['a'], (_name, token) => [answer(token)[0], answer(token)[1], answer(token)[2]], { retentionSeconds: 600 });
+    await ask(chat);
+    const jobTime = async () => (JSON.parse((await store.get('del:chat-a-access-1')) ?? 'null') as { atMs: number } | null)?.atMs;
+    clock.advance(60_000);
+    const turn = chat.streamChat({ messages: [{ role: 'user', content: 'again' }], conversationId: 'chat-a-access-1' }, new AbortController().signal).batches[Symbol.asyncIterator]();
+    await turn.next(); // the turn's first text: the answer is under way
+    assert.equal(await jobTime(), clock.now() + 24 * 3_600_000);
+    assert.equal(await pool.sweepDeletions(), 0);
+    clock.advance(30_000);
+    while (!(await turn.next()).done);
+    assert.equal(await jobTime(), clock.now() + 600_000);
     await pool.close();
   });
 
@@ -162,18 +214,16 @@ function watchStore() {
 describe('state store calls per turn (each a round trip on Redis)', () => {
   test('a new chat writes its deletion job, then its record; a continued turn reads the record once and writes it once, after the job', async () => {
     const watch = watchStore();
-    const { chat, pool, ids } = await setup(['a'], (_name, _token, call) => answer(`call-${call}`), { retentionSeconds: 600, wrapStore: watch.wrap });
+    const { chat, pool } = await setup(['a'], (_name, _token, call) => answer(`call-${call}`), { retentionSeconds: 600, wrapStore: watch.wrap });
     await ask(chat); // the account's first session (a refresh) is not what this test counts
     watch.take();
-    const marks = [`get cool:${ids[0]}`, `get invalid:${ids[0]}`];
+    const chatKeys = (taken: { calls: string[]; roundTrips: number }) => ({ ...taken, calls: taken.calls.filter((call) => / (conv|del):/.test(call)) });
     await ask(chat);
-    assert.deepEqual(watch.take(), { calls: [...marks, 'set del:chat-call-2', 'set conv:chat-call-2'], roundTrips: 3 });
+    // Besides the chat's keys, each lease reads the account's cooldown and invalid marks (together: one round trip).
+    assert.deepEqual(chatKeys(watch.take()), { calls: ['set del:chat-call-2', 'set conv:chat-call-2'], roundTrips: 3 });
     await ask(chat, 'chat-call-2');
-    // Read the record; cancel its deletion (two writes at once); the account's marks; the job, then the record.
-    assert.deepEqual(watch.take(), {
-      calls: ['get conv:chat-call-2', 'delete del:chat-call-2', 'set conv:chat-call-2', ...marks, 'set del:chat-call-2', 'set conv:chat-call-2'],
-      roundTrips: 5,
-    });
+    // Read the record; the marks; move the job out while the turn runs; at its end the job, then the record.
+    assert.deepEqual(chatKeys(watch.take()), { calls: ['get conv:chat-call-2', 'set del:chat-call-2', 'set del:chat-call-2', 'set conv:chat-call-2'], roundTrips: 5 });
     await pool.close();
   });
 });

@@ -94,7 +94,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
       let lease: AccountLease;
       try {
-        lease = await options.accounts.lease({ candidates, accountId: continued?.record.accountId, conversationId: continued?.id, exclude, signal });
+        lease = await options.accounts.lease({ candidates, conversation: continued && { id: continued.id, accountId: continued.record.accountId }, exclude, signal });
       } catch (error) {
         // Every account has been tried: the last upstream failure says more than "no account left".
         if (lastError !== undefined && (error as GatewayError).code === 'no_account_left') throw withSoonestRetry(lastError, soonestRetryAfterMs);
@@ -151,6 +151,8 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     outcome: AttemptOutcome,
     request: { spool: ChatRequest['spool']; promptEstimate: Promise<number> | undefined },
   ): AsyncGenerator<ChatEventBatch> {
+    // Only now, with the chat's lease held: a turn that never got one leaves the chat's schedule as it was.
+    if (continued) await keepWhileAnswering(continued);
     const opened = await openAttachments(prompt, signal, request.spool);
     let session = await lease.session(signal);
     const dialect = dialectFor(session.dialect);
@@ -236,9 +238,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       if (!candidates.some((account) => account.id === record.accountId)) {
         throw new NotFoundError(`Conversation ${conversationId} belongs to an account this request may not use.`, { code: 'conversation_not_found', param: 'conversation_id' });
       }
-      await options.accounts.cancelDeletion(conversationId, record);
-      const { deleteAfter: _cancelled, ...kept } = record;
-      return { id: conversationId, record: kept };
+      return { id: conversationId, record };
     }
     // A chat made in the web app: find which of the request's accounts holds it (never deleted by us).
     let lastError: unknown;
@@ -262,6 +262,20 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       : lastError;
   }
 
+  /**
+   * A continued chat must not be deleted while its turn runs, and must still be deleted if this process dies
+   * mid-turn: its deletion job moves out by a day (the turn's end sets the real time). Chats kept for good lose
+   * any job left from an earlier setting.
+   */
+  async function keepWhileAnswering(continued: { id: string; record: ConversationRecord }): Promise<void> {
+    const { id, record } = continued;
+    if (record.createdByGateway && options.retentionSeconds >= 0) {
+      await options.accounts.postponeDeletion(id, record.accountId, clock() + Math.max(options.retentionSeconds * 1000, turnDeletionGraceMs));
+    } else if (record.deleteAfter !== undefined) {
+      await options.accounts.cancelDeletion(id, record);
+    }
+  }
+
   async function finishConversation(
     lease: AccountLease,
     outcome: AttemptOutcome,
@@ -271,7 +285,8 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const conversationId = continued?.id ?? outcome.conversationId;
     if (!conversationId) return;
     const createdByGateway = continued ? continued.record.createdByGateway : true;
-    const parentMessageId = outcome.messageId ?? continued?.record.parentMessageId;
+    // A turn that failed before answering is no parent: the retry continues from the last answer.
+    const parentMessageId = (wasAnswered ? outcome.messageId : undefined) ?? continued?.record.parentMessageId;
     const record: ConversationRecord = { accountId: lease.account.id, parentMessageId, createdByGateway };
     // A continued chat holds earlier answers: a turn that failed keeps it, so the client can retry that turn.
     const isKept = wasAnswered || continued !== undefined;
@@ -299,6 +314,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
 
   return { streamChat, deleteConversation, idle };
 }
+
+/** How far a continued chat's deletion moves out while its turn runs (at least; the retention if longer). */
+const turnDeletionGraceMs = 24 * 3_600_000;
 
 /**
  * When every account refused with a wait, the client should come back when the first of them is usable
