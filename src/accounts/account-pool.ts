@@ -126,9 +126,6 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
         }
         ids = [accountId];
       }
-      if (busyConversations.has(request.conversationId)) {
-        throw new ConflictError(`A reply is already being generated in conversation ${request.conversationId}.`);
-      }
     }
     const excluded = new Set(request.exclude ?? []);
     const remaining = ids.filter((id) => !excluded.has(id));
@@ -165,7 +162,6 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
   function makeLease(id: string, conversationId: string | undefined): Lease {
     const state = states.get(id) as AccountState;
     state.lastUsedAt = clock();
-    if (conversationId) busyConversations.add(conversationId);
     let lastSession: Session | undefined;
     let isReleased = false;
     return {
@@ -207,12 +203,19 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
 
   async function lease(request: LeaseRequest = {}): Promise<Lease> {
     const ids = await candidatesFor(request);
-    const id = await acquire(ids, request.signal);
-    if (request.conversationId && busyConversations.has(request.conversationId)) {
-      slots.release(id);
-      throw new ConflictError(`A reply is already being generated in conversation ${request.conversationId}.`);
+    const { conversationId } = request;
+    if (conversationId) {
+      // Checked and taken in one step, and from before the wait for a slot: a chat whose turn is queued is busy too,
+      // so the sweeper does not delete it meanwhile and a second turn is refused at once.
+      if (busyConversations.has(conversationId)) throw new ConflictError(`A reply is already being generated in conversation ${conversationId}.`);
+      busyConversations.add(conversationId);
     }
-    return makeLease(id, request.conversationId);
+    try {
+      return makeLease(await acquire(ids, request.signal), conversationId);
+    } catch (error) {
+      if (conversationId) busyConversations.delete(conversationId);
+      throw error;
+    }
   }
 
   const timers = [

@@ -181,6 +181,33 @@ describe('temporary chat deletion (§10.3)', () => {
     await pool.close();
   });
 
+  test('a failed deletion does not overwrite a job that a turn moved out meanwhile (the chat continued on another replica)', async () => {
+    const clock = fakeClock();
+    const store = await openMemoryStore({ clock: clock.now });
+    const upstream = new FakeKimiUpstream({ clock: clock.now });
+    upstream.register('ann', 'ann-refresh-0');
+    const dayOut = clock.now() + 24 * 3_600_000;
+    let accountId = '';
+    const pool: AccountPool = createAccountPool({
+      store,
+      dialects: upstream.dialects(),
+      clock: clock.now,
+      reloadIntervalMs: 0,
+      sweepIntervalMs: 0,
+      deleteConversation: async (_accountId, conversationId) => {
+        await pool.postponeDeletion(conversationId, accountId, dayOut); // while the delete call is in flight
+        throw new Error('upstream 502');
+      },
+    });
+    [{ id: accountId }] = await pool.addServerAccounts(['ann-refresh-0']);
+    await pool.bindConversation('chat-7', accountId, { createdByGateway: true, deleteAt: clock.now() });
+    assert.equal(await pool.sweepDeletions(), 0);
+    assert.equal((JSON.parse((await store.get('del:chat-7'))!) as { atMs: number }).atMs, dayOut, 'not the retry a minute later');
+    clock.advance(60_000);
+    assert.equal(await pool.sweepDeletions(), 0, 'nothing due');
+    await pool.close();
+  });
+
   test('by default the account dialect deletes the chat with a fresh session; "not found" is success', async () => {
     const clock = fakeClock();
     const upstream = new FakeKimiUpstream({ clock: clock.now });

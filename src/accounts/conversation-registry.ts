@@ -6,7 +6,7 @@
  * gateway did not create are never scheduled.
  */
 import { NotFoundError } from '../errors.ts';
-import { getJson, setJson, silentLog } from '../store/state-store.ts';
+import { getJson, parseStoredJson, setJson, silentLog } from '../store/state-store.ts';
 import type { StateStore, StoreLog } from '../store/state-store.ts';
 import { storeKeys } from './account.ts';
 
@@ -77,12 +77,15 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
     const lock = await store.acquireLock(storeKeys.deletionLock(job.conversationId), deleteTimeoutMs + 5_000);
     if (!lock) return false; // another replica is deleting it
     try {
-      const current = await getJson<DeletionJob>(store, storeKeys.deletion(job.conversationId), log);
-      if (!current || current.atMs > clock()) return false; // continued meanwhile: its clock was reset
+      const key = storeKeys.deletion(job.conversationId);
+      const text = await store.get(key);
+      const current = parseStoredJson<DeletionJob>(text, key, log);
+      // Continued meanwhile (its job moved out), or a turn on it started here while the lock was being taken.
+      if (!current || current.atMs > clock() || options.isBusy(job.conversationId)) return false;
       try {
         await options.deleteConversation(current.accountId, current.conversationId, AbortSignal.timeout(deleteTimeoutMs));
       } catch (error) {
-        if (!(error instanceof NotFoundError)) return await retryLater(current, error);
+        if (!(error instanceof NotFoundError)) return await retryLater(current, text!, error);
       }
       await forget(current.conversationId);
       return true;
@@ -91,17 +94,22 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
     }
   }
 
-  async function retryLater(job: DeletionJob, error: unknown): Promise<boolean> {
+  /**
+   * After a failed delete, only if the job is still the one that was read (`read`, its stored text): a turn that
+   * started on the chat meanwhile (here or on another replica) has moved it out, and its time must win.
+   */
+  async function retryLater(job: DeletionJob, read: string, error: unknown): Promise<boolean> {
+    const key = storeKeys.deletion(job.conversationId);
     const attempts = job.attempts + 1;
     const details = { accountId: job.accountId, conversationId: job.conversationId, attempts, err: String(error) };
     if (attempts >= maxDeleteAttempts) {
       log.warn(details, 'giving up deleting a temporary chat');
-      await forget(job.conversationId);
+      if (await store.compareAndDelete(key, read)) await store.delete(storeKeys.conversation(job.conversationId));
       return false;
     }
     log.warn(details, 'deleting a temporary chat failed; will retry');
     const next: DeletionJob = { ...job, attempts, atMs: clock() + 60_000 * 2 ** (attempts - 1) };
-    await setJson(store, storeKeys.deletion(job.conversationId), next);
+    await store.compareAndSet(key, read, JSON.stringify(next));
     return false;
   }
 

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { FakeKimiUpstream, fakeClock, type FakeClock } from '../accounts/__fixtures__/fake-kimi-upstream.ts';
 import { createAccountPool, type AccountPool } from '../accounts/account-pool.ts';
 import { createChatAccounts } from '../chat-accounts.ts';
-import { AuthenticationError, InvalidRequestError, RateLimitError, UpstreamError } from '../errors.ts';
+import { AuthenticationError, ConflictError, InvalidRequestError, RateLimitError, UpstreamError } from '../errors.ts';
 import { openMemoryStore } from '../store/memory-store.ts';
 import type { StateStore } from '../store/state-store.ts';
 import { eachEvent, type ChatEvent, type DialectName, type KimiDialect, type KimiPrompt, type Session } from '../upstream/dialect.ts';
@@ -42,6 +42,7 @@ interface SetupOptions {
   retentionSeconds?: number;
   /** Wraps the pool's state store (to watch its calls). */
   wrapStore?: (store: StateStore) => StateStore;
+  accountMaxConcurrency?: number;
 }
 
 async function setup(names: string[], reply: Reply, limits: SetupOptions = {}): Promise<Setup> {
@@ -72,7 +73,7 @@ async function setup(names: string[], reply: Reply, limits: SetupOptions = {}): 
   const base = upstream.dialects();
   const dialects: Record<DialectName, KimiDialect> = { current: withReplies(base.current), legacy: withReplies(base.legacy) };
   const store = await openMemoryStore({ clock: clock.now });
-  const pool = createAccountPool({ store: limits.wrapStore?.(store) ?? store, dialects, clock: clock.now, reloadIntervalMs: 0, sweepIntervalMs: 0 });
+  const pool = createAccountPool({ store: limits.wrapStore?.(store) ?? store, accountMaxConcurrency: limits.accountMaxConcurrency, dialects, clock: clock.now, reloadIntervalMs: 0, sweepIntervalMs: 0 });
   const accounts = await pool.addServerAccounts(names.map((name) => `${name}-refresh-0`));
   const chat = createChatService({
     dialects,
@@ -168,6 +169,24 @@ describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
     clock.advance(30_000);
     while (!(await turn.next()).done);
     assert.equal(await jobTime(), clock.now() + 600_000);
+    await pool.close();
+  });
+
+  test('a continued turn waiting for its account\'s only slot keeps the chat busy: the sweeper leaves it, a second turn on it gets 409 at once', async () => {
+    const { chat, pool, upstream, clock } = await setup(['a'], (_name, _token, call) => answer(`call-${call}`), { retentionSeconds: 600, accountMaxConcurrency: 1 });
+    await ask(chat);
+    clock.advance(599_000);
+    const holder = chat.streamChat({ messages: [{ role: 'user', content: 'other' }] }, new AbortController().signal).batches[Symbol.asyncIterator]();
+    await holder.next(); // holds the account's only slot
+    const continued = ask(chat, 'chat-call-1');
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the turn is now waiting for the slot
+    await assert.rejects(ask(chat, 'chat-call-1'), ConflictError);
+    clock.advance(2_000); // the chat is due
+    assert.equal(await pool.sweepDeletions(), 0);
+    while (!(await holder.next()).done);
+    assert.equal((await continued).text, 'call-3');
+    assert.deepEqual(upstream.deleted, []);
+    assert.equal((await pool.getConversation('chat-call-1'))?.deleteAfter, clock.now() + 600_000);
     await pool.close();
   });
 

@@ -62,7 +62,11 @@ export const silentLog: StoreLog = { info() {}, warn() {}, error() {} };
 
 /** Reads a JSON value; a value that does not parse is treated as absent (and reported), never thrown. */
 export async function getJson<T>(store: StateStore, key: string, log: StoreLog = silentLog): Promise<T | undefined> {
-  const text = await store.get(key);
+  return parseStoredJson<T>(await store.get(key), key, log);
+}
+
+/** getJson's parsing, for a caller that also needs the stored text (to compare-and-set it later). */
+export function parseStoredJson<T>(text: string | undefined, key: string, log: StoreLog = silentLog): T | undefined {
   if (text === undefined) return undefined;
   try {
     return JSON.parse(text) as T;
