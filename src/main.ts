@@ -254,10 +254,13 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         app.cutDrainShort();
         return;
       }
-      if (signalsSeen > 2) {
-        log.warn({ signal }, 'third signal: exiting without finishing the shutdown');
-        process.exit(1); // pino writes out the batched lines on exit
+      if (signalsSeen === 3) {
+        log.warn({ signal }, 'third signal: exiting within a second, without finishing the shutdown');
+        app.cutDrainShort();
+        void exitSoon(1_000);
+        return;
       }
+      if (signalsSeen > 3) process.exit(1);
       log.info({ signal }, 'shutting down: no new requests; open streams may finish (a second signal ends them now)');
       log.flush();
       void close().then(
@@ -268,6 +271,18 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         },
       );
     };
+    /**
+     * The third signal's exit: the streams just cut get a moment to record their chats, then whatever the state store
+     * holds and has not written yet (chat records and deletion jobs, cooldowns) goes to disk. Both bounded, so a store
+     * that hangs cannot hold the exit either. pino writes out the batched log lines on exit.
+     */
+    async function exitSoon(boundMs: number): Promise<never> {
+      const deadline = Date.now() + boundMs;
+      const timeLeft = () => new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref());
+      while (app.openRequests > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await Promise.race([store.flush?.().catch(() => undefined), timeLeft()]);
+      process.exit(1);
+    }
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }

@@ -194,5 +194,7 @@ export function createResilientStore(options: ResilientStoreOptions): StateStore
     async close() {
       await Promise.allSettled([primary.close(), fallback.close()]);
     },
+    // Redis has every write already; the fallback's file may not.
+    flush: () => fallback.flush?.() ?? Promise.resolve(),
   };
 }

@@ -46,6 +46,11 @@ export interface StateStore {
   scan(prefix: string): Promise<string[]>;
   /** Flushes pending writes and releases connections and timers. */
   close(): Promise<void>;
+  /**
+   * Writes pending local changes now without closing (the memory store's state file and journal), for an exit that
+   * cannot wait for close(). Stores that write through (Redis) have nothing to write.
+   */
+  flush?(): Promise<void>;
 }
 
 /**

@@ -3,7 +3,7 @@
 // error payload (code shutting_down) and no [DONE]; the process exits 0 (contract "Operator surfaces").
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { simulatedReply, startSimulator, type Simulator } from '../../simulator/simulator.ts';
-import { parseSse, type ChatResult } from '../support/gateway-client.ts';
+import { chat, parseSse, type ChatResult } from '../support/gateway-client.ts';
 
 const cliPath = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 let simulator: Simulator;
@@ -175,19 +175,26 @@ test('a second signal during the drain ends open streams at once (shutting_down,
   assert.equal(lines.at(-1)?.msg, 'kimi-free-api stopped');
 });
 
-test('a third signal exits at once with code 1, for a shutdown that hangs; the batched log is still written out', async () => {
+test('a third signal exits within a second with code 1, for a shutdown that hangs; the batched log and the pending state are still written out', async () => {
   const served = await serve(30_000, 'third-signal');
+  // Answered just before: its chat's deletion job is in memory, waiting for the state file's next write.
+  const answered = await chat(served.url, { prompt: 'answered just before' });
+  assert.equal(answered.status, 200);
   const stream = slowStream(served.url, 'never finished [[sim:slow]]');
   const cutOff = stream.result.catch(() => undefined); // the socket closes with the process
   await stream.started;
   served.child.kill('SIGTERM');
   await printed(served, 'shutting down');
   // Two more at once: both are handled before the shutdown can move on (different signals never merge).
+  const thirdAt = Date.now();
   served.child.kill('SIGINT');
   served.child.kill('SIGTERM');
   assert.equal(await served.exited, 1);
+  assert.ok(Date.now() - thirdAt < 3_000, 'exits without waiting for the 30 s grace');
   await cutOff;
   const lines = logLines(served);
   assert.equal(lines.filter((line) => line.signal).length, 3);
-  assert.match(lines.at(-1)?.msg ?? '', /^third signal/, 'the line logged just before exit(1) was written out');
+  assert.ok(lines.some((line) => /^third signal/.test(line.msg)), 'the line logged just before exit(1) was written out');
+  const written = readdirSync(folder).filter((file) => file.startsWith('third-signal.json')).map((file) => readFileSync(join(folder, file), 'utf8')).join('\n');
+  assert.ok(written.includes(`del:${answered.json.id}`), 'the answered chat\'s deletion job reached the state file');
 });
