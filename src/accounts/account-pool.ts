@@ -59,6 +59,11 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     clock,
     log,
     isBusy: (conversationId) => busyConversations.has(conversationId),
+    hold: (conversationId) => {
+      if (busyConversations.has(conversationId)) return undefined;
+      busyConversations.add(conversationId);
+      return () => busyConversations.delete(conversationId);
+    },
     deleteConversation:
       options.deleteConversation ??
       (async (accountId, conversationId, signal) => {
@@ -210,9 +215,12 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
       if (busyConversations.has(conversationId)) throw new ConflictError(`A reply is already being generated in conversation ${conversationId}.`);
       busyConversations.add(conversationId);
     }
+    let id: string | undefined;
     try {
-      return makeLease(await acquire(ids, request.signal), conversationId);
+      id = await acquire(ids, request.signal);
+      return makeLease(id, conversationId);
     } catch (error) {
+      if (id !== undefined) slots.release(id);
       if (conversationId) busyConversations.delete(conversationId);
       throw error;
     }

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ConflictError } from '../errors.ts';
 import { openMemoryStore } from '../store/memory-store.ts';
 import type { StateStore } from '../store/state-store.ts';
 import { FakeKimiUpstream, fakeClock } from './__fixtures__/fake-kimi-upstream.ts';
@@ -205,6 +206,73 @@ describe('temporary chat deletion (§10.3)', () => {
     assert.equal((JSON.parse((await store.get('del:chat-7'))!) as { atMs: number }).atMs, dayOut, 'not the retry a minute later');
     clock.advance(60_000);
     assert.equal(await pool.sweepDeletions(), 0, 'nothing due');
+    await pool.close();
+  });
+
+  test('a turn that arrives while its chat is being deleted gets 409 conversation_busy; the chat is gone afterwards', async () => {
+    const clock = fakeClock();
+    const upstream = new FakeKimiUpstream({ clock: clock.now });
+    upstream.register('ann', 'ann-refresh-0');
+    let finishDelete: () => void = () => undefined;
+    let deleteStarted: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => (deleteStarted = resolve));
+    const pool = createAccountPool({
+      store: await openMemoryStore({ clock: clock.now }),
+      dialects: upstream.dialects(),
+      clock: clock.now,
+      reloadIntervalMs: 0,
+      sweepIntervalMs: 0,
+      deleteConversation: () =>
+        new Promise<void>((resolve) => {
+          finishDelete = resolve;
+          deleteStarted();
+        }),
+    });
+    const [account] = await pool.addServerAccounts(['ann-refresh-0']);
+    await pool.bindConversation('chat-8', account.id, { createdByGateway: true, deleteAt: clock.now() });
+    const sweeping = pool.sweepDeletions();
+    await started;
+    await assert.rejects(pool.lease({ conversationId: 'chat-8', conversationAccountId: account.id }), ConflictError);
+    finishDelete();
+    assert.equal(await sweeping, 1);
+    assert.equal(await pool.getConversation('chat-8'), undefined);
+    const lease = await pool.lease({ conversationId: 'chat-8' });
+    lease.release();
+    await pool.close();
+  });
+
+  test('giving up on a chat after five failed deletes keeps it if a turn moved its job out meanwhile', async () => {
+    const clock = fakeClock();
+    const store = await openMemoryStore({ clock: clock.now });
+    const upstream = new FakeKimiUpstream({ clock: clock.now });
+    upstream.register('ann', 'ann-refresh-0');
+    let attempts = 0;
+    let accountId = '';
+    let dayOut = 0;
+    const pool: AccountPool = createAccountPool({
+      store,
+      dialects: upstream.dialects(),
+      clock: clock.now,
+      reloadIntervalMs: 0,
+      sweepIntervalMs: 0,
+      deleteConversation: async (_accountId, conversationId) => {
+        attempts += 1;
+        if (attempts === 5) {
+          dayOut = clock.now() + 24 * 3_600_000;
+          await pool.postponeDeletion(conversationId, accountId, dayOut);
+        }
+        throw new Error('upstream 502');
+      },
+    });
+    [{ id: accountId }] = await pool.addServerAccounts(['ann-refresh-0']);
+    await pool.bindConversation('chat-9', accountId, { createdByGateway: true, deleteAt: clock.now() });
+    for (let attempt = 1; attempt <= 5; attempt += 1) {
+      assert.equal(await pool.sweepDeletions(), 0);
+      clock.advance(60_000 * 2 ** (attempt - 1));
+    }
+    assert.equal(attempts, 5);
+    assert.ok(await pool.getConversation('chat-9'), 'the record stays for the running turn');
+    assert.equal((JSON.parse((await store.get('del:chat-9'))!) as { atMs: number }).atMs, dayOut);
     await pool.close();
   });
 

@@ -34,6 +34,11 @@ export interface ConversationRegistryOptions {
   deleteConversation: DeleteConversation;
   /** True while a request is using the chat; a busy chat is not deleted under its feet. */
   isBusy: (conversationId: string) => boolean;
+  /**
+   * Marks the chat busy while it is being deleted, so that a turn arriving meanwhile is refused (409) instead of
+   * continuing a chat on its way out; undefined when it is busy already. Returns the release.
+   */
+  hold: (conversationId: string) => (() => void) | undefined;
   clock?: () => number;
   log?: StoreLog;
   /** Upper bound of one upstream delete call. Default 30 000 ms. */
@@ -80,15 +85,22 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
       const key = storeKeys.deletion(job.conversationId);
       const text = await store.get(key);
       const current = parseStoredJson<DeletionJob>(text, key, log);
-      // Continued meanwhile (its job moved out), or a turn on it started here while the lock was being taken.
-      if (!current || current.atMs > clock() || options.isBusy(job.conversationId)) return false;
+      // Continued meanwhile (its job moved out).
+      if (!current || current.atMs > clock()) return false;
+      // A turn on it started here while the lock was being taken; else none may start until the delete is over.
+      const release = options.hold(job.conversationId);
+      if (!release) return false;
       try {
-        await options.deleteConversation(current.accountId, current.conversationId, AbortSignal.timeout(deleteTimeoutMs));
-      } catch (error) {
-        if (!(error instanceof NotFoundError)) return await retryLater(current, text!, error);
+        try {
+          await options.deleteConversation(current.accountId, current.conversationId, AbortSignal.timeout(deleteTimeoutMs));
+        } catch (error) {
+          if (!(error instanceof NotFoundError)) return await retryLater(current, text!, error);
+        }
+        await forget(current.conversationId);
+        return true;
+      } finally {
+        release();
       }
-      await forget(current.conversationId);
-      return true;
     } finally {
       await lock.release();
     }
