@@ -256,6 +256,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       }
       if (signalsSeen === 3) {
         log.warn({ signal }, 'third signal: exiting within a second, without finishing the shutdown');
+        // Whichever exit comes first (this one, or close() finishing meanwhile), it says the shutdown was forced.
+        process.exitCode = 1;
         app.cutDrainShort();
         void exitSoon(1_000);
         return;
@@ -264,7 +266,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       log.info({ signal }, 'shutting down: no new requests; open streams may finish (a second signal ends them now)');
       log.flush();
       void close().then(
-        () => process.exit(0),
+        () => process.exit(),
         (error: unknown) => {
           log.error({ err: error }, 'shutdown failed');
           process.exit(1);

@@ -181,7 +181,7 @@ test('a third signal exits within a second with code 1, for a shutdown that hang
   const answered = await chat(served.url, { prompt: 'answered just before' });
   assert.equal(answered.status, 200);
   const stream = slowStream(served.url, 'never finished [[sim:slow]]');
-  const cutOff = stream.result.catch(() => undefined); // the socket closes with the process
+  const cutOff = stream.result.catch(() => undefined); // undefined if the socket closed without the error payload
   await stream.started;
   served.child.kill('SIGTERM');
   await printed(served, 'shutting down');
@@ -191,10 +191,12 @@ test('a third signal exits within a second with code 1, for a shutdown that hang
   served.child.kill('SIGTERM');
   assert.equal(await served.exited, 1);
   assert.ok(Date.now() - thirdAt < 3_000, 'exits without waiting for the 30 s grace');
-  await cutOff;
+  const cut = await cutOff;
+  assert.equal(cut?.streamError?.code, 'shutting_down', 'the stream was ended with an error payload before the exit');
   const lines = logLines(served);
   assert.equal(lines.filter((line) => line.signal).length, 3);
   assert.ok(lines.some((line) => /^third signal/.test(line.msg)), 'the line logged just before exit(1) was written out');
   const written = readdirSync(folder).filter((file) => file.startsWith('third-signal.json')).map((file) => readFileSync(join(folder, file), 'utf8')).join('\n');
   assert.ok(written.includes(`del:${answered.json.id}`), 'the answered chat\'s deletion job reached the state file');
+  assert.ok(written.includes(`del:${cut?.chunks[0]?.id}`), 'so did the job of the chat cut short (its answer had started)');
 });
