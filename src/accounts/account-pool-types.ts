@@ -82,8 +82,6 @@ export interface AccountPool {
   lease(request?: LeaseRequest): Promise<Lease>;
   bindConversation(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number }): Promise<void>;
   getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
-  updateParent(conversationId: string, parentMessageId: string): Promise<void>;
-  scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;
   /** Writes the chat's deletion job for `atMs`, no reads: the caller knows the chat is the gateway's and whose it is. */
   postponeDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
   /** `known`: the chat's record as just read (saves reading it again). */

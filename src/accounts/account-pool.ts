@@ -249,8 +249,6 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     lease,
     bindConversation: (conversationId, accountId, details) => conversations.bind(conversationId, accountId, details),
     getConversation: (conversationId) => conversations.get(conversationId),
-    updateParent: (conversationId, parentMessageId) => conversations.updateParent(conversationId, parentMessageId),
-    scheduleDeletion: (conversationId, accountId, atMs) => conversations.scheduleDeletion(conversationId, accountId, atMs),
     postponeDeletion: (conversationId, accountId, atMs) => conversations.postponeDeletion(conversationId, accountId, atMs),
     cancelDeletion: (conversationId, known) => conversations.cancelDeletion(conversationId, known),
     sweepDeletions: () => conversations.sweep(),

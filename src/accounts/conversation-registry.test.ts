@@ -61,8 +61,7 @@ describe('temporary chat deletion (§10.3)', () => {
   test('a due chat is deleted once by the sweeper and forgotten; an early sweep deletes nothing', async () => {
     const clock = fakeClock();
     const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
-    await pool.bindConversation('chat-1', accountId, { createdByGateway: true });
-    assert.equal(await pool.scheduleDeletion('chat-1', accountId, clock.now() + 600_000), true);
+    await pool.bindConversation('chat-1', accountId, { createdByGateway: true, deleteAt: clock.now() + 600_000 });
     assert.equal(await pool.sweepDeletions(), 0);
     clock.advance(600_000);
     assert.equal(await pool.sweepDeletions(), 1);
@@ -117,10 +116,9 @@ describe('temporary chat deletion (§10.3)', () => {
   test('continuing a chat resets its clock; a chat in use is not deleted under its feet', async () => {
     const clock = fakeClock();
     const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
-    await pool.bindConversation('chat-2', accountId, { createdByGateway: true });
-    await pool.scheduleDeletion('chat-2', accountId, clock.now() + 600_000);
+    await pool.bindConversation('chat-2', accountId, { createdByGateway: true, deleteAt: clock.now() + 600_000 });
     clock.advance(500_000);
-    await pool.scheduleDeletion('chat-2', accountId, clock.now() + 600_000); // the continued turn ended
+    await pool.bindConversation('chat-2', accountId, { createdByGateway: true, deleteAt: clock.now() + 600_000 }); // the continued turn ended
     clock.advance(200_000);
     assert.equal(await pool.sweepDeletions(), 0, 'the old deadline no longer applies');
     clock.advance(400_000);
@@ -132,26 +130,12 @@ describe('temporary chat deletion (§10.3)', () => {
     await pool.close();
   });
 
-  test('chats the gateway did not create, or bound to another account, are never scheduled', async () => {
-    const clock = fakeClock();
-    const { pool, accountId } = await setup(await openMemoryStore({ clock: clock.now }), clock);
-    await pool.bindConversation('web-chat', accountId, { createdByGateway: false });
-    assert.equal(await pool.scheduleDeletion('web-chat', accountId, clock.now()), false);
-    assert.equal(await pool.scheduleDeletion('unknown-chat', accountId, clock.now()), false);
-    await pool.bindConversation('mine', accountId, { createdByGateway: true });
-    assert.equal(await pool.scheduleDeletion('mine', 'another-account', clock.now()), false);
-    assert.equal(await pool.sweepDeletions(), 0);
-    assert.equal((await pool.getConversation('web-chat'))?.createdByGateway, false);
-    await pool.close();
-  });
-
   test('a pending deletion survives a restart: a new pool over the same state file deletes it', async () => {
     const clock = fakeClock();
     const filePath = join(directory, 'restart.json');
     const firstStore = await openMemoryStore({ filePath, clock: clock.now });
     const first = await setup(firstStore, clock);
-    await first.pool.bindConversation('chat-3', first.accountId, { createdByGateway: true });
-    await first.pool.scheduleDeletion('chat-3', first.accountId, clock.now() + 600_000);
+    await first.pool.bindConversation('chat-3', first.accountId, { createdByGateway: true, deleteAt: clock.now() + 600_000 });
     await first.pool.close();
     await firstStore.close();
     clock.advance(700_000);
@@ -166,8 +150,7 @@ describe('temporary chat deletion (§10.3)', () => {
   test('a failed deletion is retried later with growing backoff (60 s, then 120 s)', async () => {
     const clock = fakeClock();
     const { pool, accountId, deletions } = await setup(await openMemoryStore({ clock: clock.now }), clock);
-    await pool.bindConversation('flaky-1', accountId, { createdByGateway: true });
-    await pool.scheduleDeletion('flaky-1', accountId, clock.now());
+    await pool.bindConversation('flaky-1', accountId, { createdByGateway: true, deleteAt: clock.now() });
     assert.equal(await pool.sweepDeletions(), 0, 'first attempt fails');
     assert.ok(await pool.getConversation('flaky-1'), 'kept for a retry');
     clock.advance(59_000);
@@ -289,8 +272,7 @@ describe('temporary chat deletion (§10.3)', () => {
     });
     const [account] = await pool.addServerAccounts(['bo-refresh-0']);
     for (const conversationId of ['chat-4', 'gone-5']) {
-      await pool.bindConversation(conversationId, account.id, { createdByGateway: true });
-      await pool.scheduleDeletion(conversationId, account.id, clock.now());
+      await pool.bindConversation(conversationId, account.id, { createdByGateway: true, deleteAt: clock.now() });
     }
     assert.equal(await pool.sweepDeletions(), 2);
     assert.deepEqual(upstream.deleted, [{ accessToken: 'bo-access-1', conversationId: 'chat-4' }]);

@@ -48,12 +48,9 @@ export interface ConversationRegistryOptions {
 }
 
 export interface ConversationRegistry {
-  /** Records the chat's account; `deleteAt` also schedules its deletion (a chat the gateway just created: no reads needed). */
+  /** Writes the chat's whole record, no reads; with `deleteAt` (chats the gateway created only), first its deletion job. */
   bind(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number }): Promise<void>;
   get(conversationId: string): Promise<ConversationRecord | undefined>;
-  updateParent(conversationId: string, parentMessageId: string): Promise<void>;
-  /** Schedules (or moves) the deletion; false when the chat is unknown, not ours, or bound to another account. */
-  scheduleDeletion(conversationId: string, accountId: string, atMs: number): Promise<boolean>;
   /** Writes the chat's deletion job for `atMs`, no reads: the caller knows the chat is the gateway's and whose it is. */
   postponeDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
   /** `known`: the chat's record as just read (saves reading it again). */
@@ -137,18 +134,6 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
         record.deleteAfter = details.deleteAt;
       }
       await setJson(store, storeKeys.conversation(conversationId), record);
-    },
-    async updateParent(conversationId, parentMessageId) {
-      const record = await get(conversationId);
-      if (record) await setJson(store, storeKeys.conversation(conversationId), { ...record, parentMessageId });
-    },
-    async scheduleDeletion(conversationId, accountId, atMs) {
-      const record = await get(conversationId);
-      if (!record?.createdByGateway || record.accountId !== accountId) return false;
-      const job: DeletionJob = { conversationId, accountId, atMs, attempts: 0 };
-      await setJson(store, storeKeys.deletion(conversationId), job);
-      await setJson(store, storeKeys.conversation(conversationId), { ...record, deleteAfter: atMs });
-      return true;
     },
     async postponeDeletion(conversationId, accountId, atMs) {
       const job: DeletionJob = { conversationId, accountId, atMs, attempts: 0 };

@@ -190,6 +190,28 @@ describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
     await pool.close();
   });
 
+  test('a chat made in the web app, continued here, never gets a deletion job: not while a turn runs, not after, not when it fails', async () => {
+    let call = 0;
+    const { chat, pool, store, upstream, clock, ids } = await setup(['a'], () => {
+      call += 1;
+      return call === 1 ? [{ type: 'text-delta', text: 'ok' }, { type: 'finish', reason: 'stop' }] : new RateLimitError('upstream_overloaded', 'busy', { retryAfterMs: 1_000 });
+    }, { retentionSeconds: 600 });
+    await pool.bindConversation('web-1', ids[0], { createdByGateway: false });
+    const turn = chat.streamChat({ messages: [{ role: 'user', content: 'hi' }], conversationId: 'web-1' }, new AbortController().signal).batches[Symbol.asyncIterator]();
+    await turn.next();
+    assert.equal(await store.get('del:web-1'), undefined, 'while the turn runs');
+    while (!(await turn.next()).done);
+    assert.equal(await store.get('del:web-1'), undefined, 'after it');
+    await assert.rejects(ask(chat, 'web-1'), RateLimitError);
+    await chat.idle();
+    assert.equal(await store.get('del:web-1'), undefined, 'after a failed turn');
+    assert.deepEqual(await pool.getConversation('web-1'), { accountId: ids[0], createdByGateway: false });
+    clock.advance(30 * 24 * 3_600_000);
+    assert.equal(await pool.sweepDeletions(), 0);
+    assert.deepEqual(upstream.deleted, []);
+    await pool.close();
+  });
+
   test('a chat that failed before answering is deleted at once and never recorded', async () => {
     const { chat, pool, upstream } = await setup(['a'], () => [{ type: 'conversation-start', conversationId: 'chat-broken' }, new InvalidRequestError('refused')], { retentionSeconds: 600 });
     await assert.rejects(ask(chat), InvalidRequestError);
