@@ -250,7 +250,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       signalsSeen += 1;
       if (signalsSeen === 2) {
         // No flush here: an asynchronous write still in flight when a third signal exits could be lost or reordered.
-        log.warn({ signal }, 'second signal: ending open streams now, then finishing the shutdown (a third exits at once)');
+        log.warn({ signal }, 'second signal: ending open streams now, then finishing the shutdown (a third exits within a second)');
         app.cutDrainShort();
         return;
       }
