@@ -11,7 +11,7 @@ import { FakeKimiUpstream, fakeClock } from './__fixtures__/fake-kimi-upstream.t
 import type { FakeClock } from './__fixtures__/fake-kimi-upstream.ts';
 import { createAccountPool } from './account-pool.ts';
 import type { AccountPool } from './account-pool.ts';
-import { deletionTimeFor } from './conversation-registry.ts';
+import { deletionTimeFor, type DeleteConversation } from './conversation-registry.ts';
 
 let directory: string;
 before(async () => {
@@ -28,7 +28,9 @@ interface Setup {
   deletions: string[];
 }
 
-async function setup(store: StateStore, clock: FakeClock, upstream = new FakeKimiUpstream({ clock: clock.now })): Promise<Setup> {
+/** `deleteConversation` replaces the default upstream delete (which fails `flaky-1` twice, then records deletions). */
+async function setup(store: StateStore, clock: FakeClock, deleteConversation?: DeleteConversation): Promise<Setup> {
+  const upstream = new FakeKimiUpstream({ clock: clock.now });
   upstream.register('ann', 'ann-refresh-0');
   const deletions: string[] = [];
   const failuresLeft = new Map<string, number>([['flaky-1', 2]]);
@@ -38,14 +40,16 @@ async function setup(store: StateStore, clock: FakeClock, upstream = new FakeKim
     clock: clock.now,
     reloadIntervalMs: 0,
     sweepIntervalMs: 0,
-    deleteConversation: async (accountId, conversationId) => {
-      const failures = failuresLeft.get(conversationId) ?? 0;
-      if (failures > 0) {
-        failuresLeft.set(conversationId, failures - 1);
-        throw new Error('upstream 502');
-      }
-      deletions.push(`${accountId}/${conversationId}`);
-    },
+    deleteConversation:
+      deleteConversation ??
+      (async (accountId, conversationId) => {
+        const failures = failuresLeft.get(conversationId) ?? 0;
+        if (failures > 0) {
+          failuresLeft.set(conversationId, failures - 1);
+          throw new Error('upstream 502');
+        }
+        deletions.push(`${accountId}/${conversationId}`);
+      }),
   });
   const [account] = await pool.addServerAccounts(['ann-refresh-0']);
   return { pool, upstream, accountId: account.id, deletions };
@@ -168,22 +172,11 @@ describe('temporary chat deletion (§10.3)', () => {
   test('a failed deletion does not overwrite a job that a turn moved out meanwhile (the chat continued on another replica)', async () => {
     const clock = fakeClock();
     const store = await openMemoryStore({ clock: clock.now });
-    const upstream = new FakeKimiUpstream({ clock: clock.now });
-    upstream.register('ann', 'ann-refresh-0');
     const dayOut = clock.now() + 24 * 3_600_000;
-    let accountId = '';
-    const pool: AccountPool = createAccountPool({
-      store,
-      dialects: upstream.dialects(),
-      clock: clock.now,
-      reloadIntervalMs: 0,
-      sweepIntervalMs: 0,
-      deleteConversation: async (_accountId, conversationId) => {
-        await pool.postponeDeletion(conversationId, accountId, dayOut); // while the delete call is in flight
-        throw new Error('upstream 502');
-      },
+    const { pool, accountId } = await setup(store, clock, async (accountId, conversationId) => {
+      await pool.postponeDeletion(conversationId, accountId, dayOut); // while the delete call is in flight
+      throw new Error('upstream 502');
     });
-    [{ id: accountId }] = await pool.addServerAccounts(['ann-refresh-0']);
     await pool.bindConversation('chat-7', accountId, { createdByGateway: true, deleteAt: clock.now() });
     assert.equal(await pool.sweepDeletions(), 0);
     assert.equal((JSON.parse((await store.get('del:chat-7'))!) as { atMs: number }).atMs, dayOut, 'not the retry a minute later');
@@ -194,28 +187,19 @@ describe('temporary chat deletion (§10.3)', () => {
 
   test('a turn that arrives while its chat is being deleted gets 409 conversation_busy; the chat is gone afterwards', async () => {
     const clock = fakeClock();
-    const upstream = new FakeKimiUpstream({ clock: clock.now });
-    upstream.register('ann', 'ann-refresh-0');
     let finishDelete: () => void = () => undefined;
     let deleteStarted: () => void = () => undefined;
     const started = new Promise<void>((resolve) => (deleteStarted = resolve));
-    const pool = createAccountPool({
-      store: await openMemoryStore({ clock: clock.now }),
-      dialects: upstream.dialects(),
-      clock: clock.now,
-      reloadIntervalMs: 0,
-      sweepIntervalMs: 0,
-      deleteConversation: () =>
-        new Promise<void>((resolve) => {
-          finishDelete = resolve;
-          deleteStarted();
-        }),
-    });
-    const [account] = await pool.addServerAccounts(['ann-refresh-0']);
-    await pool.bindConversation('chat-8', account.id, { createdByGateway: true, deleteAt: clock.now() });
+    const { pool, accountId } = await setup(await openMemoryStore({ clock: clock.now }), clock, () =>
+      new Promise<void>((resolve) => {
+        finishDelete = resolve;
+        deleteStarted();
+      }),
+    );
+    await pool.bindConversation('chat-8', accountId, { createdByGateway: true, deleteAt: clock.now() });
     const sweeping = pool.sweepDeletions();
     await started;
-    await assert.rejects(pool.lease({ conversationId: 'chat-8', conversationAccountId: account.id }), ConflictError);
+    await assert.rejects(pool.lease({ conversationId: 'chat-8', conversationAccountId: accountId }), ConflictError);
     finishDelete();
     assert.equal(await sweeping, 1);
     assert.equal(await pool.getConversation('chat-8'), undefined);
@@ -227,27 +211,16 @@ describe('temporary chat deletion (§10.3)', () => {
   test('giving up on a chat after five failed deletes keeps it if a turn moved its job out meanwhile', async () => {
     const clock = fakeClock();
     const store = await openMemoryStore({ clock: clock.now });
-    const upstream = new FakeKimiUpstream({ clock: clock.now });
-    upstream.register('ann', 'ann-refresh-0');
     let attempts = 0;
-    let accountId = '';
     let dayOut = 0;
-    const pool: AccountPool = createAccountPool({
-      store,
-      dialects: upstream.dialects(),
-      clock: clock.now,
-      reloadIntervalMs: 0,
-      sweepIntervalMs: 0,
-      deleteConversation: async (_accountId, conversationId) => {
-        attempts += 1;
-        if (attempts === 5) {
-          dayOut = clock.now() + 24 * 3_600_000;
-          await pool.postponeDeletion(conversationId, accountId, dayOut);
-        }
-        throw new Error('upstream 502');
-      },
+    const { pool, accountId } = await setup(store, clock, async (accountId, conversationId) => {
+      attempts += 1;
+      if (attempts === 5) {
+        dayOut = clock.now() + 24 * 3_600_000;
+        await pool.postponeDeletion(conversationId, accountId, dayOut);
+      }
+      throw new Error('upstream 502');
     });
-    [{ id: accountId }] = await pool.addServerAccounts(['ann-refresh-0']);
     await pool.bindConversation('chat-9', accountId, { createdByGateway: true, deleteAt: clock.now() });
     for (let attempt = 1; attempt <= 5; attempt += 1) {
       assert.equal(await pool.sweepDeletions(), 0);
