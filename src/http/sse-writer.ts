@@ -18,8 +18,8 @@ export interface SseOptions<Event> {
   encode(event: Event): string;
   /** SSE text that reports a failure after the first byte. */
   encodeError(error: RenderedError): string;
-  /** Written after a successful end, e.g. `data: [DONE]\n\n`. */
-  trailer: string;
+  /** Written after a successful end, e.g. `data: [DONE]\n\n`; a function is asked then. */
+  trailer: string | (() => string);
   /** Aborted when the client goes away; its reason, if a GatewayError (shutdown), is reported in-stream. */
   signal: AbortSignal;
   headers?: Record<string, string>;
@@ -66,7 +66,7 @@ export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOu
       step = await iterator.next();
     }
     if (signal.aborted) return await endAfterAbort(options, writer, iterator);
-    writer.push(options.trailer);
+    writer.push(typeof options.trailer === 'function' ? options.trailer() : options.trailer);
     await writer.end();
     return { kind: 'completed' };
   } catch (error) {

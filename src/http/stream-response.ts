@@ -25,3 +25,21 @@ export async function streamResponse<Event>(context: HttpContext, options: Strea
   context.record.outcome = outcome.kind;
   if (outcome.kind === 'failed') context.record.errorCode = (outcome.error as { code?: string }).code ?? 'internal_error';
 }
+
+/**
+ * Holds the events a `finish` produces (Responses' `response.completed`, Anthropic's `message_stop`) until the stream
+ * has ended, that is, until the chat service has recorded the chat and released it. A client that sends its next turn
+ * on those events must not find the chat still busy (409); chat completions get the same from `[DONE]`.
+ */
+export function closingAtEnd<Event extends { type: string }>(encode: (event: Event) => string): { encode: (event: Event) => string; trailer: () => string } {
+  let closing = '';
+  return {
+    encode(event) {
+      const text = encode(event);
+      if (event.type !== 'finish') return text;
+      closing += text;
+      return '';
+    },
+    trailer: () => closing,
+  };
+}

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { buildPrompt } from '../../chat/build-prompt.ts';
 import type { ChatService } from '../../chat/chat-service.ts';
 import { estimateTokens } from '../../chat/estimate-tokens.ts';
+import type { ChatOutputEvent } from '../../chat/tools/tool-events.ts';
 import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts';
 import { checkToolResults, planTools } from '../../chat/tools/tool-plan.ts';
 import { UpstreamError } from '../../errors.ts';
@@ -18,7 +19,7 @@ import type { CredentialResolver } from '../credentials.ts';
 import { sendJson, type HttpContext } from '../http-context.ts';
 import { parseWith } from '../openai-schema.ts';
 import { readChatBody } from '../read-json-body.ts';
-import { streamResponse } from '../stream-response.ts';
+import { closingAtEnd, streamResponse } from '../stream-response.ts';
 
 export interface AnthropicRouteDeps {
   chat: ChatService;
@@ -53,9 +54,8 @@ export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
       if (body.stream) {
         await streamResponse(context, {
           batches: stream.batches,
-          encode: (event) => encodeEvents(mapper.map(event)),
+          ...closingAtEnd((event: ChatOutputEvent) => encodeEvents(mapper.map(event))),
           encodeError: (rendered) => encodeEvents([{ ...toAnthropic(rendered).body }]),
-          trailer: '',
           headers,
           accountId: () => stream.meta.accountId,
         });

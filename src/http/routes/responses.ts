@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChatService } from '../../chat/chat-service.ts';
 import { UpstreamError } from '../../errors.ts';
+import type { ChatOutputEvent } from '../../chat/tools/tool-events.ts';
 import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts';
 import { checkToolResults, planTools } from '../../chat/tools/tool-plan.ts';
 import type { CredentialResolver } from '../credentials.ts';
@@ -17,7 +18,7 @@ import { parseWith } from '../openai-schema.ts';
 import { readChatBody } from '../read-json-body.ts';
 import { createResponsesMapper, type StreamEvent } from '../responses/responses-mapper.ts';
 import { responsesRequestSchema, translateResponsesRequest, type ResponsesRequest } from '../responses/responses-request.ts';
-import { streamResponse } from '../stream-response.ts';
+import { closingAtEnd, streamResponse } from '../stream-response.ts';
 
 export interface ResponsesRouteDeps {
   chat: ChatService;
@@ -52,9 +53,8 @@ export function responsesRoute(deps: ResponsesRouteDeps) {
       if (body.stream) {
         await streamResponse(context, {
           batches: stream.batches,
-          encode: (event) => encodeEvents(mapper.map(event)),
+          ...closingAtEnd((event: ChatOutputEvent) => encodeEvents(mapper.map(event))),
           encodeError: (rendered) => encodeEvents(mapper.fail(rendered)),
-          trailer: '',
           headers,
           accountId: () => stream.meta.accountId,
         });

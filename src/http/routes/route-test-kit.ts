@@ -20,6 +20,8 @@ export interface ScriptedAnswer {
   reasoning?: string;
   /** Thrown after the text (a failure after the first byte). */
   errorAfter?: Error;
+  /** Awaited after the finish event, where the chat service records the chat and releases it before its stream ends. */
+  beforeEnd?: Promise<void>;
 }
 
 export type Responder = (request: ChatRequest, round: number) => ScriptedAnswer;
@@ -54,6 +56,7 @@ export function createScriptedChat(respond: Responder): ScriptedChat {
       if (answer.errorAfter) throw answer.errorAfter;
       yield { type: 'usage', promptTokens: 12, completionTokens: 8, isEstimate: true };
       yield { type: 'finish', reason: 'stop' };
+      await answer.beforeEnd;
     }
     return { model: { publicId: request.model ?? 'kimi', thinking: false, search: false, silentSearch: false }, modelIsFallback: false, meta: { attempts: 1 }, batches: inBatchesOfOne(events()) };
   }
