@@ -33,19 +33,19 @@ export async function measureFirstByte(targets: Target[], settings: BenchSetting
 export function firstByteSection(targets: Target[], rounds: FirstByteRound[], settings: BenchSettings): Section {
   const firstByte = (round: FirstByteRound, name: string, q: number) => percentile(round.get(name)!.map((run) => run.firstByteAt - run.startedAt), q);
   const firstText = (round: FirstByteRound, name: string, q: number) => percentile(round.get(name)!.map((run) => run.firstTextAt - run.startedAt), q);
-  const acrossRounds = (value: (round: FirstByteRound) => number) => median(rounds.map(value));
+  const medianOfRounds = (value: (round: FirstByteRound) => number) => median(rounds.map(value));
   const addedText = (name: string) => rounds.map((round) => firstText(round, name, 50) - firstText(round, 'direct', 50));
   const rows = targets.map((target) => {
     const name = target.name;
     const isDirect = name === 'direct';
     return [
       name,
-      formatNumber(acrossRounds((round) => firstByte(round, name, 50))),
-      isDirect ? '—' : formatNumber(acrossRounds((round) => firstByte(round, name, 50) - firstByte(round, 'direct', 50))),
-      formatNumber(acrossRounds((round) => firstText(round, name, 50))),
-      formatNumber(acrossRounds((round) => firstText(round, name, 99))),
+      formatNumber(medianOfRounds((round) => firstByte(round, name, 50))),
+      isDirect ? '—' : formatNumber(medianOfRounds((round) => firstByte(round, name, 50) - firstByte(round, 'direct', 50))),
+      formatNumber(medianOfRounds((round) => firstText(round, name, 50))),
+      formatNumber(medianOfRounds((round) => firstText(round, name, 99))),
       isDirect ? '—' : formatNumber(median(addedText(name))),
-      isDirect ? '—' : formatNumber(acrossRounds((round) => firstText(round, name, 99) - firstText(round, 'direct', 99))),
+      isDirect ? '—' : formatNumber(medianOfRounds((round) => firstText(round, name, 99) - firstText(round, 'direct', 99))),
     ];
   });
   const perRound = addedText('gateway');
