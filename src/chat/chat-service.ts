@@ -127,8 +127,10 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         lastError = error;
         if (error instanceof RateLimitError && error.retryAfterMs !== undefined) soonestRetryAfterMs = Math.min(soonestRetryAfterMs, error.retryAfterMs);
         if (!isAbortError(error)) options.onAttemptError?.(error, lease.account.dialect);
+        // Whatever happens to this request next, the pool learns what the account was told (a cooldown, a refused
+        // token): a continued turn or an answer cut after its first text must not leave a limited account in use.
+        if (!isAbortError(error) && !signal.aborted) await lease.reportFailure(error);
         if (hasDelivered || isAbortError(error) || signal.aborted || continued || !canFailOver(error)) throw error;
-        await lease.reportFailure(error);
         exclude.add(lease.account.id);
         options.log.warn({ account: lease.account.id, code: (error as GatewayError).code, attempt }, 'attempt failed before the first byte; trying another account');
       } finally {

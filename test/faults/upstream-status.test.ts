@@ -92,6 +92,27 @@ for (const [scenario, retryAfter] of [['http-429', '7'], ['http-429-no-hint', '2
   });
 }
 
+test('a 429 (Retry-After 7 s) on a continued turn cools the account too: the next requests are refused without an upstream call', async () => {
+  const first = await chat(stack.gatewayUrl, { prompt: 'turn one' });
+  assert.equal(first.status, 200);
+  const limited = await chat(stack.gatewayUrl, { prompt: 'turn two [[sim:http-429]]', extra: { conversation_id: first.json.id } });
+  assert.equal(limited.status, 429);
+  assert.equal(limited.headers['retry-after'], '7');
+  assert.equal((await snapshot()).state, 'cooling');
+  const calls = chatRequests().length;
+  for (const prompt of ['a new chat', 'another']) assert.equal((await chat(stack.gatewayUrl, { prompt })).status, 429);
+  assert.equal(chatRequests().length, calls, 'a cooling account is not asked');
+});
+
+test('an overload after the first text (§3.14 d, block exception): the error payload ends the stream and the account cools down', async () => {
+  const cut = await chat(stack.gatewayUrl, { prompt: 'busy [[sim:exception-mid-stream]]', stream: true });
+  assert.equal(cut.streamError?.code, 'upstream_overloaded');
+  assert.equal((await snapshot()).state, 'cooling');
+  const calls = chatRequests().length;
+  assert.equal((await chat(stack.gatewayUrl, { prompt: 'next' })).status, 429);
+  assert.equal(chatRequests().length, calls, 'a cooling account is not asked');
+});
+
 test('free-user overload in the stream (§3.14 d): 429 upstream_overloaded with Retry-After, the account cools down', async () => {
   simulator.setScenario('overload-free-user', { userId: userId() });
   const result = await chat(stack.gatewayUrl, { prompt: 'busy?', stream: true });
