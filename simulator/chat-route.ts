@@ -15,7 +15,7 @@ import { collapseText, LONG_ANSWER_PARAGRAPHS, searchQueryOf, simulatedReply, si
 import { scenarioApplies, scenarioFromPrompt, type ScenarioName } from './scenarios.ts';
 import { withToolReply } from './tool-replies.ts';
 import type { AccountRecord, ChatRecord, FileRecord, StreamSlot } from './state.ts';
-import { runStream, utf8SplitPoint, type StreamPlan, type StreamStep } from './stream-writer.ts';
+import { KEEP_ALIVE_EVERY_MS, runStream, utf8SplitPoint, type StreamPlan, type StreamStep } from './stream-writer.ts';
 import { bearerToken } from './tokens.ts';
 import { transportFaultPlan } from './transport-faults.ts';
 
@@ -165,6 +165,7 @@ export function itemsToSteps(items: ScriptItem[], splitOneUtf8Char: boolean): St
   let splitDone = !splitOneUtf8Char;
   return items.map((item): StreamStep => {
     if (item.kind === 'stall' || item.kind === 'reset') return { type: item.kind };
+    if (item.kind === 'keep-alive') return { type: 'keep-alive', bytes: encodeJsonEnvelope(FLAG_DATA, { heartbeat: {} }), everyMs: KEEP_ALIVE_EVERY_MS };
     const bytes =
       item.kind === 'raw' ? item.bytes : encodeJsonEnvelope(item.kind === 'end' ? FLAG_END_STREAM : FLAG_DATA, item.value);
     if (!splitDone && item.kind === 'data') {

@@ -14,6 +14,8 @@ export type ScriptItem =
   | { kind: 'end'; value: Record<string, unknown> }
   | { kind: 'raw'; bytes: Buffer }
   | { kind: 'stall' }
+  /** Heartbeat frames only, from here until the client leaves. */
+  | { kind: 'keep-alive' }
   | { kind: 'reset' };
 
 export interface ChatPlan {
@@ -190,6 +192,14 @@ export function buildChatScript(plan: ChatPlan, scenario: ScenarioName): ChatScr
       log.end();
       return { items: log.items, finalStatus: 'failed' };
     }
+    case 'heartbeats-only':
+      opening(log, plan);
+      log.items.push({ kind: 'keep-alive' });
+      return { items: log.items, finalStatus: 'interrupted' };
+    case 'text-then-heartbeats':
+      answerBody(log, plan, scenario, 3);
+      log.items.push({ kind: 'keep-alive' });
+      return { items: log.items, finalStatus: 'interrupted' };
     case 'reset-after-first-byte':
     case 'stall-between-chunks':
       answerBody(log, plan, scenario, 3);

@@ -11,7 +11,7 @@ import { collapseText, LONG_ANSWER_PARAGRAPHS, searchQueryOf, simulatedReply, si
 import { scenarioApplies, scenarioFromPrompt, type ScenarioName } from './scenarios.ts';
 import { withToolReply } from './tool-replies.ts';
 import type { AccountRecord, ChatRecord } from './state.ts';
-import { runStream, utf8SplitPoint, type StreamStep } from './stream-writer.ts';
+import { KEEP_ALIVE_EVERY_MS, runStream, utf8SplitPoint, type StreamStep } from './stream-writer.ts';
 import { bearerToken } from './tokens.ts';
 import { transportFaultPlan } from './transport-faults.ts';
 
@@ -109,6 +109,7 @@ function parseCompletion(body: Record<string, unknown>): CompletionRequest | str
 function itemsToSteps(items: LegacyItem[]): StreamStep[] {
   return items.map((item): StreamStep => {
     if (item.kind === 'stall' || item.kind === 'reset') return item.kind === 'stall' ? { type: 'stall' } : { type: 'reset' };
+    if (item.kind === 'keep-alive') return { type: 'keep-alive', bytes: Buffer.from(': keep-alive\n\ndata: {"event":"ping"}\n\n', 'utf8'), everyMs: KEEP_ALIVE_EVERY_MS };
     const bytes = Buffer.from(item.kind === 'raw' ? item.text : `data: ${JSON.stringify(item.value)}\n\n`, 'utf8');
     // Every answer delta with a multi-byte character is split inside it across two TCP writes (§2.5, §9 D14).
     const splitAt = item.kind === 'event' && item.value.event === 'cmpl' ? utf8SplitPoint(bytes) : undefined;

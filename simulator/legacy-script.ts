@@ -11,6 +11,8 @@ export type LegacyItem =
   /** Raw SSE text (comments, a non-JSON data line). */
   | { kind: 'raw'; text: string }
   | { kind: 'stall' }
+  /** `: keep-alive` comments and ping events only, from here until the client leaves. */
+  | { kind: 'keep-alive' }
   | { kind: 'reset' };
 
 export interface LegacyPlan {
@@ -88,6 +90,10 @@ export function buildLegacyScript(plan: LegacyPlan, scenario: ScenarioName): Leg
       return { items: [...preamble(plan), errorEvent('openai.completion.stream', OVERLOAD_TEXT, 'overloaded')], finalStatus: 'failed' };
     case 'legacy-token-too-long':
       return { items: [...preamble(plan).slice(0, 1), errorEvent('openai.completion.token_length_too_long', TOO_LONG_MESSAGE, 'token length too long')], finalStatus: 'failed' };
+    case 'heartbeats-only':
+      return { items: [...preamble(plan), { kind: 'keep-alive' }], finalStatus: 'interrupted' };
+    case 'text-then-heartbeats':
+      return { items: [...body(plan, 3), { kind: 'keep-alive' }], finalStatus: 'interrupted' };
     case 'reset-after-first-byte':
     case 'stall-between-chunks':
       return { items: [...body(plan, 3), { kind: scenario === 'reset-after-first-byte' ? 'reset' : 'stall' }], finalStatus: 'interrupted' };

@@ -35,6 +35,8 @@ export const SCENARIOS = {
   'reset-after-first-byte': { kinds: STREAMS, description: 'Socket destroyed after a few text frames/events.' },
   'stall-before-first-byte': { kinds: STREAMS, description: 'No headers ever; ends when the client disconnects or the simulator closes.' },
   'stall-between-chunks': { kinds: STREAMS, description: 'Some text frames, then silence until the client disconnects or the simulator closes.' },
+  'heartbeats-only': { kinds: STREAMS, description: 'The opening frames/events, then only keep-alives (Connect heartbeats; legacy `: keep-alive` and ping) every 100 ms until the client disconnects.' },
+  'text-then-heartbeats': { kinds: STREAMS, description: 'Three text pieces, then only keep-alives every 100 ms until the client disconnects.' },
   'malformed-frame': { kinds: CHAT, description: 'A few frames, then a frame header whose length exceeds the bytes that follow; body ends.' },
   'non-json-frame': { kinds: STREAMS, description: 'A few frames, then a data frame (or SSE event) that is not JSON, then the normal end.' },
   'unknown-op': { kinds: CHAT, description: 'An event with op "merge" and an unknown container, then a normal answer.' },

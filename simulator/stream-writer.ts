@@ -11,6 +11,8 @@ export type StreamStep =
   | { type: 'write'; bytes: Buffer; splitAt?: number }
   /** Send nothing more until the client disconnects or the simulator closes. */
   | { type: 'stall' }
+  /** Send `bytes` (a heartbeat, a ping) every `everyMs` and nothing else, until the client disconnects or the simulator closes. */
+  | { type: 'keep-alive'; bytes: Buffer; everyMs: number }
   /** Destroy the socket (a connection reset as the client sees it). */
   | { type: 'reset' };
 
@@ -23,6 +25,9 @@ export interface StreamPlan {
   /** Send every write step in 1–7 byte pieces with tiny pauses (scenario split-frames). */
   splitWrites: boolean;
 }
+
+/** How often the keep-alive scenarios send one (Kimi's come every few seconds; tests want them sooner). */
+export const KEEP_ALIVE_EVERY_MS = 100;
 
 export type StreamOutcome = 'completed' | 'aborted' | 'stalled' | 'reset';
 
@@ -37,6 +42,12 @@ export async function runStream(res: ServerResponse, plan: StreamPlan, signal: A
     if (signal.aborted) return 'aborted';
     if (step.type === 'stall') {
       await waitForAbort(signal);
+      return 'stalled';
+    }
+    if (step.type === 'keep-alive') {
+      if (!wroteAny) res.writeHead(plan.status, plan.headers);
+      wroteAny = true;
+      while (await writeChunk(res, step.bytes, signal)) if (!(await sleep(step.everyMs, signal))) break;
       return 'stalled';
     }
     if (step.type === 'reset') {

@@ -71,6 +71,33 @@ export function createUpstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
   return { send, options, close: () => agent.close() };
 }
 
+/**
+ * Keep-alive frames (Connect heartbeats, SSE pings) reset undici's idle timer without carrying any of the answer,
+ * so an upstream that only sends them would hold the request for ever. The stream readers call `progressed()`
+ * when a read carried events and `check()` when it carried none: after the first-byte timeout (nothing yet) or the
+ * idle timeout (since the last events) of keep-alives only, the answer fails as an upstream timeout. The time a
+ * slow client takes to read is not counted: the clock restarts when the reader resumes after handing events on.
+ */
+export function createProgressDeadline(timeouts: UpstreamTimeouts, url: string, now: () => number = performance.now.bind(performance)) {
+  let since = now();
+  let hasProgressed = false;
+  return {
+    progressed(): void {
+      hasProgressed = true;
+      since = now();
+    },
+    check(): void {
+      const limitMs = hasProgressed ? timeouts.idleTimeoutMs : timeouts.firstByteTimeoutMs;
+      if (now() - since <= limitMs) return;
+      throw new UpstreamTimeoutError(
+        hasProgressed
+          ? `Kimi stopped sending the answer mid-way: only keep-alives for ${Math.round(limitMs / 1000)} s (${safeOrigin(url)}).`
+          : `Kimi did not start answering in time: only keep-alives for ${Math.round(limitMs / 1000)} s (${safeOrigin(url)}).`,
+      );
+    },
+  };
+}
+
 /** Maps undici and socket failures to gateway errors; abort errors pass through untouched. */
 export function toTransportError(error: unknown, url: string): unknown {
   if (error instanceof GatewayError || isAbortError(error)) return error;

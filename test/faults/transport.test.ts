@@ -96,3 +96,37 @@ test('upstream stalls forever mid-answer (non-stream): 504 upstream_timeout, the
     assert.ok(await waitUntil(() => stack.gateway.app.openRequests === 0, 500));
   });
 });
+
+// Keep-alives reset the transport's idle timer but carry no answer (spec §3.6 heartbeats, legacy pings): an upstream
+// that sends only them must still meet the two timeouts, counted from the last events.
+test(`upstream sends only heartbeats after opening the chat (stream): 504 upstream_timeout after UPSTREAM_IDLE_TIMEOUT_MS (${idleTimeoutMs} ms), the upstream stream closed`, async () => {
+  await withStack({ env: timeouts }, async (stack) => {
+    const result = await chat(stack.gatewayUrl, { prompt: 'beat [[sim:heartbeats-only]]', stream: true, signal: AbortSignal.timeout(8_000) });
+    assert.equal(result.status, 504);
+    assert.equal(result.json.error.code, 'upstream_timeout');
+    assert.match(result.json.error.message, /keep-alives/);
+    assert.ok(result.elapsedMs >= idleTimeoutMs - 50 && result.elapsedMs < idleTimeoutMs + 2000, `took ${result.elapsedMs} ms`);
+    assert.ok(await waitUntil(() => simulator.activeStreams(stack.accounts[0].userId) === 0, 500), 'the upstream stream was closed');
+  });
+});
+
+test(`upstream sends text, then only heartbeats (stream): the text so far, then an upstream_timeout payload after UPSTREAM_IDLE_TIMEOUT_MS, no [DONE]`, async () => {
+  await withStack({ env: timeouts }, async (stack) => {
+    const result = await chat(stack.gatewayUrl, { prompt: 'then beat [[sim:text-then-heartbeats]]', stream: true, signal: AbortSignal.timeout(8_000) });
+    assert.equal(result.status, 200);
+    assert.ok(result.text.length > 0);
+    assert.equal(result.streamError?.code, 'upstream_timeout');
+    assert.equal(result.done, false);
+    assert.ok(result.elapsedMs >= idleTimeoutMs - 50 && result.elapsedMs < idleTimeoutMs + 2000, `took ${result.elapsedMs} ms`);
+  });
+});
+
+test('legacy dialect, text then only keep-alive comments and pings (non-stream): 504 upstream_timeout, never a hung request', async () => {
+  await withStack({ env: timeouts, tokenKind: 'legacy' }, async (stack) => {
+    const result = await chat(stack.gatewayUrl, { prompt: 'legacy beat [[sim:text-then-heartbeats]]', signal: AbortSignal.timeout(8_000) });
+    assert.equal(result.status, 504);
+    assert.equal(result.json.error.code, 'upstream_timeout');
+    assert.ok(result.elapsedMs < idleTimeoutMs + 2000, `took ${result.elapsedMs} ms`);
+    assert.ok(await waitUntil(() => stack.gateway.app.openRequests === 0, 500));
+  });
+});

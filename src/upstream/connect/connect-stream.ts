@@ -6,7 +6,7 @@
  */
 import { UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent, ChatEventBatch, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
-import { describeBody, parseJsonSafely, readBodyRuns, readBodyText, type UpstreamResponse } from '../upstream-http.ts';
+import { createProgressDeadline, describeBody, parseJsonSafely, readBodyRuns, readBodyText, type UpstreamResponse } from '../upstream-http.ts';
 import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
 import { buildChatRequest } from './connect-chat-request.ts';
 import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact, type ConnectErrorContext } from './connect-errors.ts';
@@ -46,6 +46,7 @@ export async function* streamChat(
     const utf8 = new TextDecoder('utf-8');
     let state = initialStreamState();
     let end: { sawEndFrame: true; payload: unknown } | { sawEndFrame: false } = { sawEndFrame: false };
+    const deadline = createProgressDeadline(settings.http.options, url);
     reading: for await (const run of bodyRuns(response, url)) {
       const batch: ChatEvent[] = [];
       const frames: ConnectFrame[] = [];
@@ -79,9 +80,13 @@ export async function* streamChat(
       }
       // A frame header that cannot be read (compressed, unknown flags, too large) ends the stream after the frames before it.
       if (unreadableHeader !== undefined && !failure && !end.sawEndFrame) failure = unreadableHeader as GatewayError;
-      if (batch.length > 0) yield batch;
+      if (batch.length > 0) {
+        yield batch;
+        deadline.progressed();
+      }
       if (failure) throw failure;
       if (end.sawEndFrame) break reading;
+      if (batch.length === 0) deadline.check();
     }
     if (!end.sawEndFrame && decoder.bufferedBytes > 0) {
       throw new UpstreamError('Kimi\'s answer stream broke off in the middle of a frame.', { isRetryable: true });

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { AuthenticationError, NotFoundError, RateLimitError, UpstreamError } from '../../errors.ts';
-import { readBodyRuns, readBodyText, parseJsonSafely, toTransportError, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
+import { createProgressDeadline, readBodyRuns, readBodyText, parseJsonSafely, toTransportError, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
 import type { ChatEvent, ChatEventBatch, KimiDialect, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
 import { fetchLegacyProfile, legacyHeaders, legacySessionFromAccessToken, refreshLegacySession } from './legacy-auth.ts';
 import { completionBody, continuationBody, createChatBody, kimiplusIdFor, legacyModelCatalog } from './legacy-bodies.ts';
@@ -126,6 +126,7 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
     let next = state;
     try {
       await rejectJsonAnswer(response);
+      const deadline = createProgressDeadline(context.http.options, context.baseUrl);
       for await (const messages of readSseMessageBatches(readBodyRuns(response.body, context.baseUrl))) {
         // What one read carried goes on as one batch, also when a later message in it fails or ends the segment;
         // messages are parsed one by one, so nothing after that point is parsed or reported as unknown.
@@ -142,9 +143,13 @@ export function createLegacyDialect(options: LegacyDialectOptions): LegacyDialec
             }
           }
         }
-        if (batch.length > 0) yield batch;
+        if (batch.length > 0) {
+          yield batch;
+          deadline.progressed();
+        }
         if (failure) throw failure;
         if (next.ending) break;
+        if (batch.length === 0) deadline.check();
       }
     } catch (error) {
       throw signal.aborted ? error : toTransportError(error, context.baseUrl);

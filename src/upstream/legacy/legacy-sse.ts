@@ -24,7 +24,7 @@ export interface LegacySseMessage {
  * The messages of an SSE body, all those a run of chunks completes at once (one batch per run: the legacy
  * dialect then hands on one batch of events per network read). A streaming TextDecoder keeps a UTF-8 character
  * split across network reads intact (the original gateway dropped such characters, §9 D14). Comments
- * (`: keep-alive`) and `event:` lines are tolerated.
+ * (`: keep-alive`) and `event:` lines are tolerated. A run that completes no message gives an empty batch.
  */
 export async function* readSseMessageBatches(runs: AsyncIterable<readonly Uint8Array[]>): AsyncGenerator<LegacySseMessage[]> {
   const decoder = new TextDecoder('utf-8');
@@ -32,7 +32,9 @@ export async function* readSseMessageBatches(runs: AsyncIterable<readonly Uint8A
   const parser = createParser({ onEvent: (message) => pending.push({ data: message.data, event: message.event }) });
   for await (const run of runs) {
     for (const chunk of run) parser.feed(decoder.decode(chunk, { stream: true }));
-    if (pending.length > 0) yield pending.splice(0);
+    // Also when the run completed no message (only `: keep-alive` comments, or part of one): the reader checks how
+    // long the stream has gone without an answer (createProgressDeadline) on every read.
+    yield pending.splice(0);
   }
   // Flush a trailing partial character and dispatch a last event that lacks its blank line.
   parser.feed(`${decoder.decode()}\n\n`);
