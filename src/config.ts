@@ -55,6 +55,7 @@ export const settingsSchema = z.object({
   UPSTREAM_IDLE_TIMEOUT_MS: integer(1).default(120_000),
   SHUTDOWN_GRACE_MS: integer(0).default(30_000),
   BODY_LIMIT_BYTES: integer(1024).default(150 * 1024 * 1024),
+  REQUEST_TIMEOUT_MS: integer(100).default(600_000),
   CORS_ORIGINS: list.default([]),
   TRUST_PROXY: flag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -21,6 +21,7 @@ import { createGuardedAgent } from './files/ssrf-agent.ts';
 import { sweepOrphanedTempFiles } from './files/spool-file.ts';
 import { createApp, type App, type Route } from './http/app.ts';
 import { createCredentialResolver } from './http/credentials.ts';
+import { answerClientError, serverOptions } from './http/server-options.ts';
 import { buildRoutes } from './http/routes.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -206,7 +207,8 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     },
   });
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 30_000 }, app.handle);
+  const server = createServer(serverOptions(config.REQUEST_TIMEOUT_MS), app.handle);
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, () => resolve());

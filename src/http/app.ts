@@ -62,22 +62,31 @@ export function createApp(options: AppOptions): App {
     if (!isAllowed) return {};
     return {
       'access-control-allow-origin': options.corsOrigins.includes('*') ? '*' : origin,
-      'access-control-allow-headers': 'authorization, content-type, x-api-key, anthropic-version, openai-beta',
+      // Browser SDKs add their own headers (openai-node: x-stainless-*; Anthropic's: anthropic-dangerous-direct-browser-access):
+      // an allowed origin may send whatever its preflight asks for.
+      'access-control-allow-headers': allowedRequestHeaders(request),
       'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
       'access-control-expose-headers': 'x-request-id, retry-after, x-kimi-model-fallback',
       vary: 'origin',
     };
   }
 
+  function allowedRequestHeaders(request: IncomingMessage): string {
+    const asked = request.headers['access-control-request-headers'];
+    const fixed = 'authorization, content-type, x-api-key, anthropic-version, openai-beta';
+    return typeof asked === 'string' && asked.trim() ? `${fixed}, ${asked.slice(0, 2000)}` : fixed;
+  }
+
   function handle(request: IncomingMessage, response: ServerResponse): void {
     const startedAt = Date.now();
     const requestId = String(request.headers['x-request-id'] ?? '').slice(0, 100) || randomUUID();
-    const url = new URL(request.url ?? '/', 'http://gateway.local');
+    const url = targetUrl(request.url);
     const abort = new AbortController();
     const context: HttpContext = {
       request,
       response,
       url,
+      path: routedPath(url),
       requestId,
       signal: abort.signal,
       record: {},
@@ -93,14 +102,15 @@ export function createApp(options: AppOptions): App {
   }
 
   async function dispatch(context: HttpContext): Promise<void> {
-    const { request, url } = context;
+    const { request, path } = context;
     if (request.method === 'OPTIONS') {
       context.response.writeHead(204, context.baseHeaders).end();
       return;
     }
     if (isDraining) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', { retryAfterMs: 1000 });
-    const path = url.pathname.replace(/\/+$/, '') || '/';
-    const route = routeTable.get(`${request.method} ${path}`);
+    // HEAD is GET without the body (node:http leaves the body out): what uptime checks send.
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    const route = routeTable.get(`${method} ${path}`);
     if (route) return route.handler(context);
     if (knownPaths.has(path)) {
       const allowed = options.routes.filter((candidate) => candidate.path === path).map((candidate) => candidate.method);
@@ -110,10 +120,15 @@ export function createApp(options: AppOptions): App {
   }
 
   function answerError(context: HttpContext, error: unknown): void {
+    const { response } = context;
+    // A client that left mid-request (say, while sending its body) is not a gateway fault: nothing to log or answer.
+    if (!response.headersSent && (response.destroyed || context.request.socket?.destroyed === true)) {
+      context.record.outcome = 'client-closed';
+      return;
+    }
     const rendered = renderError(error);
     context.record.errorCode = rendered.body.error.code;
     if (!rendered.isExpected) options.log.error({ err: error, requestId: context.requestId }, 'unexpected error');
-    const { response } = context;
     if (response.headersSent) {
       if (!response.writableEnded) response.end();
       return;
@@ -126,9 +141,10 @@ export function createApp(options: AppOptions): App {
     const { record, response, request } = context;
     const durationMs = Date.now() - startedAt;
     const finished: FinishedRequest = {
-      route: context.url.pathname,
+      route: context.path,
       method: request.method ?? 'GET',
-      status: response.statusCode,
+      // 499 (as nginx logs it): the client left before any answer, so the default 200 would be a lie.
+      status: response.headersSent ? response.statusCode : 499,
       model: record.model,
       account: record.account,
       errorCode: record.errorCode,
@@ -161,6 +177,20 @@ export function createApp(options: AppOptions): App {
       isGraceCut = true;
     },
   };
+}
+
+/**
+ * The request target as a URL on the gateway. The target is appended to a fixed origin rather than resolved
+ * against it: resolving `//[` treats it as a host and throws, and `//v1/models` would name host `v1`.
+ */
+function targetUrl(target: string | undefined): URL {
+  const text = target ?? '/';
+  return new URL(`http://gateway.local${text.startsWith('/') ? text : `/${text}`}`);
+}
+
+/** `//v1//chat/completions/` routes as `/v1/chat/completions`, as reverse proxies and clients with a trailing-slash base URL produce. */
+function routedPath(url: URL): string {
+  return url.pathname.replace(/\/{2,}/g, '/').replace(/\/+$/, '') || '/';
 }
 
 function clientAddress(request: IncomingMessage, trustProxy: boolean): string | undefined {

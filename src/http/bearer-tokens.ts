@@ -10,9 +10,11 @@ import { AuthenticationError } from '../errors.ts';
 export function credentialOf(headers: IncomingHttpHeaders): string | undefined {
   const authorization = headers.authorization;
   if (typeof authorization === 'string' && authorization.trim()) {
-    const match = /^\s*Bearer\s+(.*)$/i.exec(authorization);
+    const match = /^\s*Bearer(?:\s+(.*))?$/i.exec(authorization);
     if (!match) throw new AuthenticationError('The Authorization header must be "Bearer <token>".', { code: 'invalid_api_key' });
-    return match[1].trim();
+    // "Bearer" alone is what a client with a blank key field sends: no credential, as if the header were absent.
+    const token = match[1]?.trim();
+    if (token) return token;
   }
   const apiKey = headers['x-api-key'];
   return typeof apiKey === 'string' && apiKey.trim() ? apiKey.trim() : undefined;

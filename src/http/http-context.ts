@@ -16,7 +16,10 @@ export interface RequestRecord {
 export interface HttpContext {
   request: IncomingMessage;
   response: ServerResponse;
+  /** The request target as a URL on the gateway (path and query; never a host the client named). */
   url: URL;
+  /** The path routes are matched by: dot segments resolved, repeated and trailing slashes dropped. */
+  path: string;
   requestId: string;
   signal: AbortSignal;
   /** Fields for the one log line written per request. */

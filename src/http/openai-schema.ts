@@ -42,15 +42,25 @@ export function parseWith<T extends z.ZodType>(schema: T, body: unknown): z.outp
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const param = issue.path.map((segment, index) => (typeof segment === 'number' ? `[${segment}]` : `${index ? '.' : ''}${String(segment)}`)).join('');
-  throw new InvalidRequestError(`Invalid ${param || 'body'}: ${describeIssue(issue)}`, { param: param || null });
+  throw new InvalidRequestError(`Invalid ${param || 'body'}: ${describeIssue(issue, body)}`, { param: param || null });
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function describeIssue(issue: z.core.$ZodIssue, body: object): string {
   if (issue.code === 'invalid_value' && issue.path.at(-1) === 'role') {
     return `unknown role; use one of ${issue.values.map(String).join(', ')}.`;
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'required.';
+  // Zod leaves `issue.input` out unless asked to copy every input, so whether the field was sent is read from the body.
+  if (issue.code === 'invalid_type' && valueAt(body, issue.path) === undefined) return 'required.';
   return `${issue.message}.`;
+}
+
+function valueAt(body: object, path: readonly PropertyKey[]): unknown {
+  let value: unknown = body;
+  for (const segment of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[segment];
+  }
+  return value;
 }
 
 export function toChatMessages(messages: ChatCompletionRequest['messages']): ChatMessage[] {

@@ -209,6 +209,10 @@ function checkHeaders(request: IncomingMessage, limitBytes: number): void {
   if (!contentType.includes('application/json') && !contentType.includes('+json')) {
     throw new GatewayError({ status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', message: `Send the body as JSON with "Content-Type: application/json" (got "${contentType.slice(0, 60) || 'none'}").` });
   }
+  const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity' && encoding !== '') {
+    throw new GatewayError({ status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', message: `Send the body uncompressed: Content-Encoding "${encoding.slice(0, 40)}" is not supported.` });
+  }
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge(limitBytes);
 }
@@ -227,8 +231,18 @@ function parseJsonText(bytes: Uint8Array): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new InvalidRequestError(`The request body is not valid JSON: ${(error as Error).message}`, { code: 'invalid_json' });
+    throw new InvalidRequestError(`The request body is not valid JSON${whereJsonBroke((error as Error).message)}.`, { code: 'invalid_json' });
   }
+}
+
+/**
+ * Where the parser stopped, without the excerpt of the body V8 puts in its message: a body sent by mistake to the
+ * wrong endpoint may be a token, and error messages never carry one (docs/errors.md).
+ */
+function whereJsonBroke(parserMessage: string): string {
+  const position = /position (\d+)/.exec(parserMessage)?.[1];
+  if (position !== undefined) return ` (at character ${position})`;
+  return /end of (JSON|data)/i.test(parserMessage) ? ' (it ends too early)' : '';
 }
 
 function tooLarge(limitBytes: number): GatewayError {

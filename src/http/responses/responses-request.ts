@@ -157,6 +157,9 @@ function translateContent(content: unknown, param: string): string | ContentPart
 }
 
 function translatePart(part: Record<string, unknown>, param: string): ContentPart {
+  if (part === null || typeof part !== 'object' || Array.isArray(part)) {
+    throw new InvalidRequestError(`${param} must be a content part object such as {"type":"input_text","text":"..."}.`, { param });
+  }
   switch (part.type) {
     case 'input_text':
     case 'output_text':
