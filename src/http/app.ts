@@ -67,7 +67,8 @@ export function createApp(options: AppOptions): App {
       'access-control-allow-headers': allowedRequestHeaders(request),
       'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
       'access-control-expose-headers': 'x-request-id, retry-after, x-kimi-model-fallback',
-      vary: 'origin',
+      // The allowed headers echo the preflight's question, so a cache must key on it too.
+      vary: 'origin, access-control-request-headers',
     };
   }
 

@@ -207,11 +207,11 @@ function createSpoolRegistry(directory: () => string): SpoolRegistry & { create(
 function checkHeaders(request: IncomingMessage, limitBytes: number): void {
   const contentType = String(request.headers['content-type'] ?? '').toLowerCase();
   if (!contentType.includes('application/json') && !contentType.includes('+json')) {
-    throw new GatewayError({ status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', message: `Send the body as JSON with "Content-Type: application/json" (got "${contentType.slice(0, 60) || 'none'}").` });
+    throw unsupportedMediaType(`Send the body as JSON with "Content-Type: application/json" (got "${contentType.slice(0, 60) || 'none'}").`);
   }
   const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'identity' && encoding !== '') {
-    throw new GatewayError({ status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', message: `Send the body uncompressed: Content-Encoding "${encoding.slice(0, 40)}" is not supported.` });
+    throw unsupportedMediaType(`Send the body uncompressed: Content-Encoding "${encoding.slice(0, 40)}" is not supported.`);
   }
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge(limitBytes);
@@ -243,6 +243,10 @@ function whereJsonBroke(parserMessage: string): string {
   const position = /position (\d+)/.exec(parserMessage)?.[1];
   if (position !== undefined) return ` (at character ${position})`;
   return /end of (JSON|data)/i.test(parserMessage) ? ' (it ends too early)' : '';
+}
+
+function unsupportedMediaType(message: string): GatewayError {
+  return new GatewayError({ status: 415, type: 'invalid_request_error', code: 'unsupported_media_type', message });
 }
 
 function tooLarge(limitBytes: number): GatewayError {
