@@ -4,7 +4,7 @@
  * send its request, how large its headers may be, and the envelope it gets when Node refuses the request itself
  * (malformed request line, headers too large, request too slow), instead of Node's bare status line.
  */
-import type { ServerOptions } from 'node:http';
+import { STATUS_CODES, type ServerOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GatewayError } from '../errors.ts';
 
@@ -47,7 +47,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
   const refusal = refusalOf(error.code);
   const body = JSON.stringify(refusal.toEnvelope());
   socket.end(
-    `HTTP/1.1 ${refusal.status} ${refusal.code.replaceAll('_', ' ')}\r\n` +
+    `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\n` +
       'content-type: application/json; charset=utf-8\r\n' +
       `content-length: ${Buffer.byteLength(body)}\r\n` +
       'connection: close\r\n\r\n' +

@@ -29,6 +29,15 @@ async function withStack<T>(options: Parameters<typeof startStack>[0], run: (sta
 
 const timeouts = { UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(firstByteTimeoutMs), UPSTREAM_IDLE_TIMEOUT_MS: String(idleTimeoutMs) };
 
+/** A stream that went quiet (or only kept alive) after some text: that text, then an upstream_timeout payload once the idle timeout passed, no [DONE]. */
+function assertCutByIdleTimeout(result: Awaited<ReturnType<typeof chat>>): void {
+    assert.equal(result.status, 200);
+    assert.ok(result.text.length > 0);
+    assert.equal(result.streamError?.code, 'upstream_timeout');
+    assert.equal(result.done, false);
+    assert.ok(result.elapsedMs >= idleTimeoutMs - 50 && result.elapsedMs < idleTimeoutMs + 2000, `took ${result.elapsedMs} ms`);
+}
+
 test('connection reset before the first byte: retried on the other account, the client gets the full answer', async () => {
   await withStack({ accounts: 2 }, async (stack) => {
     const chatsBy = () => simulator.requests.filter((request) => request.path === chatPath).map((request) => request.userId);
@@ -79,11 +88,7 @@ test(`upstream stalls before the first byte: 504 upstream_timeout after UPSTREAM
 test(`upstream stalls between chunks: the text so far, then an upstream_timeout error payload after UPSTREAM_IDLE_TIMEOUT_MS (${idleTimeoutMs} ms), no [DONE]`, async () => {
   await withStack({ env: timeouts }, async (stack) => {
     const result = await chat(stack.gatewayUrl, { prompt: 'pause [[sim:stall-between-chunks]]', stream: true });
-    assert.equal(result.status, 200);
-    assert.ok(result.text.length > 0);
-    assert.equal(result.streamError?.code, 'upstream_timeout');
-    assert.equal(result.done, false);
-    assert.ok(result.elapsedMs >= idleTimeoutMs - 50 && result.elapsedMs < idleTimeoutMs + 2000, `took ${result.elapsedMs} ms`);
+    assertCutByIdleTimeout(result);
   });
 });
 
@@ -113,11 +118,7 @@ test(`upstream sends only heartbeats after opening the chat (stream): 504 upstre
 test(`upstream sends text, then only heartbeats (stream): the text so far, then an upstream_timeout payload after UPSTREAM_IDLE_TIMEOUT_MS, no [DONE]`, async () => {
   await withStack({ env: timeouts }, async (stack) => {
     const result = await chat(stack.gatewayUrl, { prompt: 'then beat [[sim:text-then-heartbeats]]', stream: true, signal: AbortSignal.timeout(8_000) });
-    assert.equal(result.status, 200);
-    assert.ok(result.text.length > 0);
-    assert.equal(result.streamError?.code, 'upstream_timeout');
-    assert.equal(result.done, false);
-    assert.ok(result.elapsedMs >= idleTimeoutMs - 50 && result.elapsedMs < idleTimeoutMs + 2000, `took ${result.elapsedMs} ms`);
+    assertCutByIdleTimeout(result);
   });
 });
 
