@@ -30,14 +30,17 @@ export const responsesRequestSchema = z.looseObject({
   tool_choice: z.union([z.enum(['auto', 'none', 'required']), z.looseObject({ type: z.string(), name: z.string().optional() })]).optional().nullable(),
   parallel_tool_calls: looseBoolean.optional().nullable(),
   previous_response_id: z.string().min(1).max(250).optional().nullable(),
+  // OpenAI's Conversations API id (string or {id}); only our own response ids are accepted (conversationOf).
+  conversation: z.union([z.string().max(250), z.looseObject({ id: z.string().max(250) })], { error: 'must be a response id (resp_...) or {"id": "resp_..."}' }).optional().nullable(),
   store: looseBoolean.optional().nullable(),
   stream: looseBoolean.optional().nullable(),
   background: looseBoolean.optional().nullable(),
   text: z.looseObject({ format: z.looseObject({ type: z.string(), name: z.string().optional(), schema: z.record(z.string(), z.unknown()).optional(), description: z.string().optional(), strict: looseBoolean.optional().nullable() }).optional() }).optional().nullable(),
   reasoning: z.looseObject({ effort: z.string().optional().nullable(), summary: z.string().optional().nullable() }).optional().nullable(),
-  max_output_tokens: z.number().int().optional().nullable(),
-  temperature: z.number().optional().nullable(),
-  top_p: z.number().optional().nullable(),
+  // The ranges OpenAI enforces (it asks max_output_tokens >= 16; we only refuse what cannot mean anything).
+  max_output_tokens: z.number().int().min(1, 'must be a positive integer').optional().nullable(),
+  temperature: z.number().min(0, 'must be between 0 and 2').max(2, 'must be between 0 and 2').optional().nullable(),
+  top_p: z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').optional().nullable(),
   metadata: z.record(z.string(), z.unknown()).optional().nullable(),
   user: z.string().optional().nullable(),
 });
@@ -79,7 +82,7 @@ export function translateResponsesRequest(body: ResponsesRequest): TranslatedRes
   return {
     messages,
     messageParams,
-    conversationId: conversationIdOf(body.previous_response_id ?? undefined),
+    conversationId: continuedChatOf(body),
     useSearch,
     tools: {
       tools,
@@ -91,15 +94,31 @@ export function translateResponsesRequest(body: ResponsesRequest): TranslatedRes
   };
 }
 
-function conversationIdOf(previousResponseId: string | undefined): string | undefined {
-  if (previousResponseId === undefined) return undefined;
-  if (previousResponseId.startsWith(UNSTORED_ID_PREFIX)) {
-    throw new NotFoundError(`Response ${previousResponseId} was created with store: false, so it cannot be continued.`, { code: 'response_not_found', param: 'previous_response_id' });
+/** The upstream chat a request continues: `previous_response_id`, or `conversation` naming one of our response ids. */
+function continuedChatOf(body: ResponsesRequest): string | undefined {
+  const conversation = body.conversation ?? undefined;
+  const previous = body.previous_response_id ?? undefined;
+  if (conversation === undefined) return previous === undefined ? undefined : conversationIdOf(previous, 'previous_response_id');
+  if (previous !== undefined) {
+    throw new InvalidRequestError('Send either previous_response_id or conversation, not both.', { param: 'conversation' });
   }
-  if (!previousResponseId.startsWith(RESPONSE_ID_PREFIX)) {
-    throw new NotFoundError(`previous_response_id must be the id of a response from this gateway (resp_...).`, { code: 'response_not_found', param: 'previous_response_id' });
+  const id = typeof conversation === 'string' ? conversation : conversation.id;
+  // The gateway has no Conversations API: a conv_... id names nothing here, and answering in a new chat would lose the context silently.
+  if (!id.startsWith(RESPONSE_ID_PREFIX)) {
+    throw new InvalidRequestError('This gateway has no Conversations API: continue a conversation with previous_response_id (the id of the last response, resp_...).', { param: 'conversation' });
   }
-  return previousResponseId.slice(RESPONSE_ID_PREFIX.length);
+  return conversationIdOf(id, 'conversation');
+}
+
+function conversationIdOf(responseId: string, param: string): string {
+  if (responseId.startsWith(UNSTORED_ID_PREFIX)) {
+    throw new NotFoundError(`Response ${responseId} was created with store: false, so it cannot be continued.`, { code: 'response_not_found', param });
+  }
+  // `resp_` alone names no chat: continuing "nothing" must not quietly start a new one.
+  if (!responseId.startsWith(RESPONSE_ID_PREFIX) || responseId.length === RESPONSE_ID_PREFIX.length) {
+    throw new NotFoundError(`${param} must be the id of a response from this gateway (resp_...).`, { code: 'response_not_found', param });
+  }
+  return responseId.slice(RESPONSE_ID_PREFIX.length);
 }
 
 type InputItem = z.output<typeof inputItem>;
@@ -164,9 +183,9 @@ function translatePart(part: Record<string, unknown>, param: string): ContentPar
     case 'input_text':
     case 'output_text':
     case 'text':
-      return { type: 'text', text: String(part.text ?? '') };
+      return { type: 'text', text: textField(part, 'text', param) };
     case 'refusal':
-      return { type: 'text', text: String(part.refusal ?? '') };
+      return { type: 'text', text: textField(part, 'refusal', param) };
     case 'input_image': {
       if (typeof part.image_url !== 'string' || !part.image_url) throw unsupportedFileId(param, 'input_image', 'image_url');
       return { type: 'image_url', image_url: { url: part.image_url } };
@@ -180,6 +199,13 @@ function translatePart(part: Record<string, unknown>, param: string): ContentPar
     default:
       throw new InvalidRequestError(`Content parts of type "${String(part.type)}" are not supported.`, { param: `${param}.type` });
   }
+}
+
+/** A part's text: absent or null reads as empty (lenient, as before); anything but a string is refused rather than sent as "[object Object]". */
+function textField(part: Record<string, unknown>, field: string, param: string): string {
+  const value = part[field] ?? '';
+  if (typeof value !== 'string') throw new InvalidRequestError(`${param}.${field} must be a string.`, { param: `${param}.${field}` });
+  return value;
 }
 
 function unsupportedFileId(param: string, type: string, field: string): InvalidRequestError {
