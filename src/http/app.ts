@@ -8,8 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NotFoundError, GatewayError, ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { renderError } from './error-envelope.ts';
+import { renderErrorFor } from './anthropic/anthropic-errors.ts';
 import { sendJson, type HttpContext, type RouteHandler } from './http-context.ts';
+import { refuseOversizedHeaders } from './server-options.ts';
 
 export interface Route {
   method: 'GET' | 'POST' | 'DELETE';
@@ -104,6 +105,7 @@ export function createApp(options: AppOptions): App {
 
   async function dispatch(context: HttpContext): Promise<void> {
     const { request, path } = context;
+    refuseOversizedHeaders(request);
     if (request.method === 'OPTIONS') {
       context.response.writeHead(204, context.baseHeaders).end();
       return;
@@ -127,7 +129,8 @@ export function createApp(options: AppOptions): App {
       context.record.outcome = 'client-closed';
       return;
     }
-    const rendered = renderError(error);
+    // Under /v1/messages in Anthropic's envelope (wrong method, unknown sub-route), elsewhere OpenAI's.
+    const rendered = renderErrorFor(context.path, error);
     context.record.errorCode = rendered.body.error.code;
     if (!rendered.isExpected) options.log.error({ err: error, requestId: context.requestId }, 'unexpected error');
     if (response.headersSent) {

@@ -55,3 +55,24 @@ export function anthropicType(status: number): AnthropicErrorType {
   if (status >= 400 && status < 500) return 'invalid_request_error';
   return 'api_error';
 }
+
+/**
+ * Whether a request target belongs to the Anthropic Messages API: `/v1/messages` and everything under it, so that
+ * a wrong method, an unknown sub-route (`/v1/messages/batches`) or a refusal by Node is answered in the shape the
+ * Anthropic SDK parses. Takes a routed path or a raw target (query, repeated slashes and dot segments are read as
+ * app.ts routes them).
+ */
+export function isAnthropicPath(target: string): boolean {
+  let path: string;
+  try {
+    path = new URL(`http://gateway.local${target.startsWith('/') ? target : `/${target}`}`).pathname.replace(/\/{2,}/g, '/');
+  } catch {
+    return false;
+  }
+  return path === '/v1/messages' || path.startsWith('/v1/messages/');
+}
+
+/** The one choice of envelope for errors raised outside a route's own handler (app dispatch, Node's refusals). */
+export function renderErrorFor(target: string, error: unknown): RenderedError | RenderedAnthropicError {
+  return isAnthropicPath(target) ? renderAnthropicError(error) : renderError(error);
+}

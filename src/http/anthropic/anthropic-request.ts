@@ -83,7 +83,7 @@ function addAssistant(messages: ChatMessage[], params: string[], blocks: Block[]
   const calls: ToolCallRecord[] = [];
   blocks.forEach((entry, index) => {
     const at = `${param}.content.${index}`;
-    if (entry.type === 'text') parts.push({ type: 'text', text: String(entry.text ?? '') });
+    if (entry.type === 'text') parts.push({ type: 'text', text: blockText(entry, at) });
     else if (entry.type === 'tool_use') {
       const use = parseBlock(toolUseBlock, entry, at);
       calls.push({ id: use.id, type: 'function', function: { name: use.name, arguments: JSON.stringify(use.input ?? {}) } });
@@ -122,7 +122,7 @@ const textSource = z.looseObject({ type: z.literal('text'), data: z.string() });
 const source = z.discriminatedUnion('type', [base64Source, urlSource, textSource]);
 
 function toPart(entry: Block, at: string): ContentPart {
-  if (entry.type === 'text') return { type: 'text', text: String(entry.text ?? '') };
+  if (entry.type === 'text') return { type: 'text', text: blockText(entry, at) };
   if (entry.type === 'image' || entry.type === 'document') {
     const from = parseBlock(z.looseObject({ source }), entry, at).source;
     if (from.type === 'text') return { type: 'text', text: from.data };
@@ -132,6 +132,13 @@ function toPart(entry: Block, at: string): ContentPart {
     return from.type === 'url' ? { type: 'file', file_url: { url } } : { type: 'file', file: { file_data: url, filename: title } };
   }
   throw unsupportedBlock(entry.type, at);
+}
+
+/** A text block's text: absent or null reads as empty (lenient, as before); anything but a string is refused rather than sent as "[object Object]". */
+function blockText(entry: Block, at: string): string {
+  const text = entry.text ?? '';
+  if (typeof text !== 'string') throw new InvalidRequestError(`${at}.text: must be a string.`, { param: `${at}.text` });
+  return text;
 }
 
 function prefixError(content: string | ContentPart[]): string | ContentPart[] {

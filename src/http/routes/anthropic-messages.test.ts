@@ -90,3 +90,52 @@ test('count_tokens counts the prompt including the tool instructions', async () 
   assert.ok(plain.input_tokens > 0 && plain.input_tokens < 10);
   assert.ok(withTools.input_tokens > plain.input_tokens + 50, 'the tool instructions are part of the prompt');
 });
+
+interface AnthropicErrorReply {
+  status: number;
+  body: { type?: string; error?: { type?: string; message?: string; code?: string } };
+}
+
+async function rawMessages(path: string, init: { method?: string; body?: unknown } = {}): Promise<AnthropicErrorReply> {
+  const response = await fetch(`${server.url}${path}`, {
+    method: init.method ?? 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'kimi-token' },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  return { status: response.status, body: (await response.json()) as AnthropicErrorReply['body'] };
+}
+
+test('a text block whose text is not a string is a 400 naming messages.N.content.M.text, never the prompt "[object Object]"', async () => {
+  const before = chat.requests.length;
+  const shapes = [
+    { role: 'user', content: [{ type: 'text', text: { a: 1 } }] },
+    { role: 'user', content: [{ type: 'text', text: 5 }] },
+    { role: 'assistant', content: [{ type: 'text', text: ['x'] }] },
+  ];
+  for (const message of shapes) {
+    const reply = await rawMessages('/v1/messages', { body: { model: 'm', max_tokens: 10, messages: message.role === 'user' ? [message] : [message, { role: 'user', content: 'x' }] } });
+    assert.equal(reply.status, 400, JSON.stringify(message));
+    assert.equal(reply.body.type, 'error');
+    assert.equal(reply.body.error?.type, 'invalid_request_error');
+    assert.match(reply.body.error?.message ?? '', /messages\.0\.content\.0\.text/);
+  }
+  const nested = await rawMessages('/v1/messages/count_tokens', {
+    body: { model: 'm', messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: {} }] }] }] },
+  });
+  assert.equal(nested.status, 400);
+  assert.match(nested.body.error?.message ?? '', /messages\.0\.content\.0\.content\.0\.text/);
+  assert.equal(chat.requests.length, before, 'nothing reached the chat');
+});
+
+test("errors raised before any route (405 wrong method, 404 unknown sub-path) come in Anthropic's envelope under /v1/messages", async () => {
+  const wrongMethod = await rawMessages('/v1/messages', { method: 'GET' });
+  assert.equal(wrongMethod.status, 405);
+  assert.deepEqual([wrongMethod.body.type, wrongMethod.body.error?.type, wrongMethod.body.error?.code], ['error', 'invalid_request_error', 'method_not_allowed']);
+  const batches = await rawMessages('/v1/messages/batches', { body: { requests: [] } });
+  assert.equal(batches.status, 404);
+  assert.deepEqual([batches.body.type, batches.body.error?.type, batches.body.error?.code], ['error', 'not_found_error', 'not_found']);
+  const openai = await rawMessages('/v1/responses', { method: 'GET' });
+  assert.equal(openai.status, 405);
+  assert.equal(openai.body.type, undefined, 'other paths keep the OpenAI envelope');
+  assert.equal((openai.body.error as { type?: string } | undefined)?.type, 'invalid_request_error');
+});
