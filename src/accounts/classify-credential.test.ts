@@ -70,6 +70,65 @@ describe('classifyCredential (§10.1)', () => {
   });
 });
 
+describe('classifyCredential: quotes and the kimi-auth cookie are unwrapped as add-account does (§3.4)', () => {
+  const refresh = makeJwt({ iss: 'account', typ: 'refresh', iat, exp: iat + 90 * 86_400 });
+  const access = makeJwt({ iss: 'account', typ: 'access', iat, exp: iat + 900 });
+
+  test('quoted, Bearer-prefixed, cookie-wrapped and percent-encoded forms give the bare token and the same account', () => {
+    const forms = [
+      `"${refresh}"`,
+      `'${refresh}'`,
+      ` "${refresh}" `,
+      `Bearer ${refresh}`,
+      `${refresh};`,
+      `kimi-auth=${refresh}`,
+      `kimi-auth=${refresh}; Path=/; HttpOnly`,
+      `"kimi-auth=${refresh}"`,
+      `kimi-auth="${refresh}"`,
+      `theme=dark; kimi-auth=${encodeURIComponent(refresh)}`,
+    ];
+    for (const form of forms) {
+      const result = classifyCredential(form);
+      assert.equal(result.token, refresh, form.replace(refresh, '<token>'));
+      assert.equal(accountIdFor(result.token), accountIdFor(refresh));
+      assert.equal(result.dialect, 'current');
+    }
+    assert.equal(classifyCredential(`kimi-auth=${access}`).kind, 'access');
+  });
+
+  test('a dialect prefix works inside or outside the quotes and the cookie', () => {
+    for (const form of [`legacy:"${refresh}"`, `"legacy:${refresh}"`, `legacy:kimi-auth=${refresh}`]) {
+      const result = classifyCredential(form);
+      assert.deepEqual([result.token, result.dialect], [refresh, 'legacy'], form.replace(refresh, '<token>'));
+    }
+  });
+
+  test('what is still no token after unwrapping gets a 401 naming the problem, never the token', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['theme=dark-secret', /looks like a cookie or a name=value pair/],
+      ['session=abc-secret; Path=/', /looks like a cookie or a name=value pair/],
+      ['kimi-auth=; other=secret', /looks like a cookie or a name=value pair/],
+      ['abc"secret', /contains quote characters/],
+    ];
+    for (const [input, message] of cases) {
+      assert.throws(
+        () => classifyCredential(input, { label: 'Bearer token 1' }),
+        (error: unknown) => {
+          assert.ok(error instanceof AuthenticationError);
+          assert.equal(error.status, 401);
+          assert.equal(error.code, 'invalid_token');
+          assert.match(error.message, /^Bearer token 1 /);
+          assert.match(error.message, message);
+          assert.doesNotMatch(error.message, /secret/);
+          return true;
+        },
+      );
+    }
+    // Base64 padding at the end is part of an opaque token, not a name=value pair.
+    assert.equal(classifyCredential('b3BhcXVlLXRva2Vu==').token, 'b3BhcXVlLXRva2Vu==');
+  });
+});
+
 describe('accountIdFor', () => {
   test('is a stable 12-character base64url hash, different per token, not the token', () => {
     const id = accountIdFor('token-a');

@@ -1,13 +1,16 @@
 /**
  * @module accounts/classify-credential
  * Decides what a pasted Kimi credential is and which dialect it belongs to (protocol spec §10.1, §3.4, §9 D2):
- * an optional `current:` / `legacy:` prefix, then the JWT claims, then `KIMI_DIALECT`. Never echoes the token.
+ * an optional `current:` / `legacy:` prefix, then the JWT claims, then `KIMI_DIALECT`. Quotes and a `kimi-auth=`
+ * cookie wrapper are removed first (extract-credential.ts), so a Bearer header, KIMI_TOKENS and `add-account` take
+ * the same strings and name the same account. Never echoes the token.
  */
 import { AuthenticationError } from '../errors.ts';
 import { decodeJwtClaims, expiresAtMs, hasKimiAudience } from '../jwt.ts';
 import type { KimiTokenClaims } from '../jwt.ts';
 import type { DialectName } from '../upstream/dialect.ts';
 import type { CredentialKind } from './account.ts';
+import { unwrapToken } from './extract-credential.ts';
 
 export type DialectMode = 'auto' | DialectName;
 
@@ -40,12 +43,13 @@ const PREFIX = /^(current|legacy):/i;
 /** Classifies one credential; throws AuthenticationError (`invalid_token`) for malformed input. */
 export function classifyCredential(input: string, options: ClassifyOptions = {}): ClassifiedCredential {
   const label = options.label ?? 'Kimi token';
-  let token = input.trim();
+  let token = unwrapToken(input);
   let forcedDialect: DialectName | undefined;
   const prefix = PREFIX.exec(token);
   if (prefix) {
     forcedDialect = prefix[1].toLowerCase() as DialectName;
-    token = token.slice(prefix[0].length);
+    // `current:"…"` or `legacy:kimi-auth=…` as well as `"current:…"`.
+    token = unwrapToken(token.slice(prefix[0].length));
   }
   checkShape(token, label);
   if (!forcedDialect && options.dialectMode && options.dialectMode !== 'auto') forcedDialect = options.dialectMode;
@@ -84,6 +88,17 @@ function checkShape(token: string, label: string): void {
   if (token.length === 0) throw new AuthenticationError(`${label} is empty.`);
   if (token.length > MAX_TOKEN_LENGTH) {
     throw new AuthenticationError(`${label} is longer than ${MAX_TOKEN_LENGTH} characters; paste only the token.`);
+  }
+  // Left over after unwrapping: a quote that was not around the token, or another cookie / setting (`name=value`,
+  // `;`). Kimi would only refuse it, and an invalid mark would be stored under the junk's hash.
+  if (/["'`]/.test(token)) {
+    throw new AuthenticationError(`${label} contains quote characters inside it; paste only the token, without quotes.`);
+  }
+  if (token.includes(';') || /=[^=]/.test(token)) {
+    throw new AuthenticationError(
+      `${label} looks like a cookie or a name=value pair, not a token; give the refresh token, or the value of the kimi-auth cookie ` +
+        '(kimi-auth=<value> is accepted).',
+    );
   }
   // Printable ASCII only: a token with spaces, control characters or non-ASCII text is a copy-paste accident.
   if (!/^[\x21-\x7e]+$/.test(token)) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { extractCredential, shellWords } from './extract-credential.ts';
+import { extractCredential, shellWords, unwrapToken } from './extract-credential.ts';
 
 function jwt(claims: Record<string, unknown>): string {
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -66,4 +66,16 @@ test('nothing usable is a 400 that does not echo the input', () => {
 
 test('shellWords honours quotes, escapes and continuations', () => {
   assert.deepEqual(shellWords(`curl 'a b' "c \\"d\\"" \\\n -H $'x: y'`), ['curl', 'a b', 'c "d"', '-H', 'x: y']);
+});
+
+test('unwrapToken: the single-token forms a header or KIMI_TOKENS may hold (quotes, Bearer, kimi-auth cookie)', () => {
+  for (const input of [refresh, `"${refresh}"`, `'${refresh}'`, `Bearer ${refresh}`, `kimi-auth=${refresh}; Path=/`, `${refresh};`]) {
+    assert.equal(unwrapToken(input), refresh);
+  }
+  assert.equal(unwrapToken('theme=dark'), 'theme=dark', 'anything else is left for the caller to judge');
+});
+
+test('a malformed percent-escape in a kimi-auth cookie does not throw', () => {
+  assert.equal(unwrapToken('kimi-auth=abc%E0def'), 'abc%E0def');
+  assert.equal(extractCredential('kimi-auth=abc%zzdef; theme=dark', now).token, 'abc%zzdef');
 });

@@ -91,7 +91,28 @@ function fromJson(text: string): Candidate[] {
 
 function fromCookieHeader(header: string): Candidate[] {
   const match = /(?:^|;\s*)kimi-auth=([^;\s]+)/.exec(header);
-  return match ? [classify(decodeURIComponent(match[1]))] : [];
+  return match ? [classify(decodeCookieValue(match[1]))] : [];
+}
+
+/** Cookie values may be percent-encoded; a stray `%` is left as it is rather than failing the whole paste. */
+function decodeCookieValue(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * One token as typed into a header or a setting (`Authorization: Bearer`, KIMI_TOKENS): a `Bearer ` prefix,
+ * surrounding quotes and a `kimi-auth=<value>; …` cookie wrapper are removed, as `extractCredential` does for a
+ * paste, so the same strings work everywhere. Anything else is returned as it is, for the caller to judge.
+ */
+export function unwrapToken(text: string): string {
+  // A trailing `;` is what is left of a copied cookie or header line.
+  const bare = unquote(text.trim().replace(/^Bearer\s+/i, '').trim()).trim().replace(/;+$/, '');
+  if (!/(^|;\s*)kimi-auth=/.test(bare)) return bare;
+  return fromCookieHeader(bare)[0]?.token ?? bare;
 }
 
 /** localStorage values are sometimes JSON-encoded strings, or (legacy) arrays of JWT parts to join with '.'. */
