@@ -47,3 +47,18 @@ export function sendText(context: HttpContext, status: number, text: string, con
   context.response.writeHead(status, { ...context.baseHeaders, 'content-type': contentType, 'content-length': String(Buffer.byteLength(text)) });
   context.response.end(text);
 }
+
+/**
+ * The headers every answer of a chat route carries: the base headers, and `x-kimi-model-fallback` when the requested
+ * model was unknown. The model name is client input: outside printable ASCII it is escaped (`\u2014`), since a
+ * header cannot carry it and node:http throws on it, which once cost a 500 and a leaked account slot.
+ */
+export function answerHeaders(context: HttpContext, requested: { model: string; isFallback: boolean }): Record<string, string> {
+  const headers: Record<string, string> = { ...context.baseHeaders };
+  if (requested.isFallback) headers['x-kimi-model-fallback'] = `unknown model "${headerSafe(requested.model.slice(0, 80))}"; answered with the default model`;
+  return headers;
+}
+
+function headerSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -48,7 +48,13 @@ export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOu
   const { response, signal } = options;
   const iterator = options.batches[Symbol.asyncIterator]();
   const first = await iterator.next();
-  response.writeHead(200, sseHeaders(options.headers));
+  try {
+    response.writeHead(200, sseHeaders(options.headers));
+  } catch (error) {
+    // Nothing was sent, so the caller can still answer with an error; the answer's stream must not keep its account.
+    await iterator.return?.().catch(() => undefined);
+    throw error;
+  }
   options.onHeadersSent?.();
   const writer = createCoalescingWriter(response, options.keepAliveMs ?? 15_000);
   try {

@@ -151,3 +151,28 @@ test('a 30,000-character prompt without whitespace is answered without blocking 
   }
   assert.ok(longestGap < 200, `the event loop was blocked for ${Math.round(longestGap)} ms`);
 });
+
+test('a model name no header can carry (em dash, CJK, CR/LF) is answered by the default model on every API, streamed or not, and never keeps its account', async () => {
+  // One slot and a short queue: a request that kept its account would make the next one time out with 429.
+  const narrow = await startStack({ serverPool: true, env: { ACCOUNT_MAX_CONCURRENCY: '1', QUEUE_TIMEOUT_MS: '2000' } });
+  try {
+    const model = 'kimi—k2 模型\r\nx-injected: 1';
+    const bodies = [
+      { path: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: 'hi' }] } },
+      { path: '/v1/responses', body: { model, input: 'hi' } },
+      { path: '/v1/messages', body: { model, max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] } },
+    ];
+    for (const { path, body } of bodies) {
+      for (const stream of [true, false]) {
+        const response = await rawRequest(narrow.gatewayUrl, { path, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream }) }).response;
+        const where = `${path} stream=${stream}`;
+        assert.equal(response.status, 200, `${where}: ${response.body.toString('utf8').slice(0, 300)}`);
+        assert.equal(response.headers['x-kimi-model-fallback'], 'unknown model "kimi\\u2014k2 \\u6a21\\u578b\\u000d\\u000ax-injected: 1"; answered with the default model', where);
+        assert.equal(response.headers['x-injected'], undefined, where);
+        assert.equal(narrow.simulator.activeStreams(), 0, `${where}: the upstream stream was released`);
+      }
+    }
+  } finally {
+    await narrow.close();
+  }
+});

@@ -16,7 +16,7 @@ import { createAnthropicMapper, type AnthropicStreamEvent } from '../anthropic/a
 import { anthropicRequestSchema, translateAnthropicRequest } from '../anthropic/anthropic-request.ts';
 import { renderAnthropicError, toAnthropic } from '../anthropic/anthropic-errors.ts';
 import type { CredentialResolver } from '../credentials.ts';
-import { sendJson, type HttpContext } from '../http-context.ts';
+import { answerHeaders, sendJson, type HttpContext } from '../http-context.ts';
 import { parseWith } from '../openai-schema.ts';
 import { readChatBody } from '../read-json-body.ts';
 import { closingAtEnd, streamResponse } from '../stream-response.ts';
@@ -48,8 +48,7 @@ export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
       { createCallId: () => `toolu_${randomBytes(12).toString('hex')}`, onRepair: deps.onRepair },
     );
     const mapper = createAnthropicMapper({ model: body.model });
-    const headers: Record<string, string> = { ...context.baseHeaders };
-    if (stream.modelIsFallback) headers['x-kimi-model-fallback'] = `unknown model "${body.model.slice(0, 80)}"; answered with the default model`;
+    const headers = answerHeaders(context, { model: body.model, isFallback: stream.modelIsFallback });
     try {
       if (body.stream) {
         await streamResponse(context, {

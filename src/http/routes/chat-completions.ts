@@ -7,7 +7,7 @@ import type { ChatService } from '../../chat/chat-service.ts';
 import { foldChatOutputBatches } from '../../chat/tools/fold-tool-events.ts';
 import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts';
 import type { CredentialResolver } from '../credentials.ts';
-import { sendJson, type HttpContext } from '../http-context.ts';
+import { answerHeaders, sendJson, type HttpContext } from '../http-context.ts';
 import { chatCompletionRequestSchema, parseWith, toChatMessages } from '../openai-schema.ts';
 import { readChatBody } from '../read-json-body.ts';
 import { streamResponse } from '../stream-response.ts';
@@ -46,8 +46,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
       toolPlan,
       context.signal,
     );
-    const headers: Record<string, string> = { ...context.baseHeaders };
-    if (stream.modelIsFallback) headers['x-kimi-model-fallback'] = `unknown model "${model.slice(0, 80)}"; answered with the default model`;
+    const headers = answerHeaders(context, { model: model, isFallback: stream.modelIsFallback });
     try {
       if (body.stream) {
         const encoder = createSseChunkEncoder({ model, includeUsage: body.stream_options?.include_usage === true });

@@ -13,7 +13,7 @@ import type { ChatOutputEvent } from '../../chat/tools/tool-events.ts';
 import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts';
 import { checkToolResults, planTools } from '../../chat/tools/tool-plan.ts';
 import type { CredentialResolver } from '../credentials.ts';
-import { sendJson, type HttpContext } from '../http-context.ts';
+import { answerHeaders, sendJson, type HttpContext } from '../http-context.ts';
 import { parseWith } from '../openai-schema.ts';
 import { readChatBody } from '../read-json-body.ts';
 import { createResponsesMapper, type StreamEvent } from '../responses/responses-mapper.ts';
@@ -47,8 +47,7 @@ export function responsesRoute(deps: ResponsesRouteDeps) {
       { createCallId: () => `call_${randomBytes(12).toString('hex')}`, onRepair: deps.onRepair },
     );
     const mapper = createResponsesMapper({ echo: echoFields(body, model), isStored: body.store !== false });
-    const headers: Record<string, string> = { ...context.baseHeaders };
-    if (stream.modelIsFallback) headers['x-kimi-model-fallback'] = `unknown model "${model.slice(0, 80)}"; answered with the default model`;
+    const headers = answerHeaders(context, { model: model, isFallback: stream.modelIsFallback });
     try {
       if (body.stream) {
         await streamResponse(context, {
