@@ -4,6 +4,7 @@
 // 5 s), invalid settings failing with exit 2 naming the key, and `--config FILE` with the environment winning.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -12,6 +13,7 @@ import { simulatedReply, startSimulator, type SimulatedAccount, type Simulator }
 import { accountIdFor } from '../../src/accounts/account.ts';
 import { chat, waitUntil } from '../support/gateway-client.ts';
 import { startGatewayInstance } from '../support/gateway-instance.ts';
+import { startRedisServer } from '../support/redis-server.ts';
 import { runCli, type CliRun } from '../support/run-cli.ts';
 
 const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -186,4 +188,116 @@ test('--config FILE supplies settings; the environment wins over the file', asyn
   const fileOnly = await runCli(['check', '--config', configFile], { env: { STATE_FILE: freshStateFile() } });
   assert.equal(fileOnly.code, 2, 'without the environment the file’s invalid PORT stands');
   assert.match(fileOnly.stderr, /\bPORT\b/);
+});
+
+/** A loopback port nothing listens on (a Redis that is down). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function storedEntry(stateFile: string, key: string): string | undefined {
+  return (JSON.parse(readFileSync(stateFile, 'utf8')) as { entries: Record<string, { value: string }> }).entries[key]?.value;
+}
+
+test('check covers the accounts add-account stored in the same STATE_FILE (no KIMI_TOKENS needed)', async () => {
+  const first = simulator.issueAccount();
+  const second = simulator.issueAccount();
+  const env = upstreamEnv();
+  for (const account of [first, second]) {
+    const added = await runCli(['add-account', account.refreshToken], { env });
+    assert.equal(added.code, 0, added.stderr);
+  }
+  const checked = await runCli(['check'], { env });
+  assert.equal(checked.code, 0, checked.stderr);
+  const rows = checked.stdout.trim().split('\n').slice(1);
+  assert.equal(rows.length, 2, checked.stdout);
+  for (const account of [first, second]) {
+    assert.match(rows.find((row) => row.startsWith(accountIdFor(account.refreshToken))) ?? '', /\|\s*live\s*\|/);
+  }
+  assertPrintsNoToken(checked, [first, second]);
+});
+
+test('§3.4 with REDIS_URL set and Redis down, add-account and check refuse (exit 2) before any refresh rotates a token', async () => {
+  const env = upstreamEnv({ REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
+  const pasted = simulator.issueAccount();
+  const configured = simulator.issueAccount();
+  const [added, checked] = await Promise.all([
+    runCli(['add-account', pasted.refreshToken], { env, timeoutMs: 15_000 }),
+    runCli(['check'], { env: { ...env, KIMI_TOKENS: configured.refreshToken }, timeoutMs: 15_000 }),
+  ]);
+  for (const run of [added, checked]) {
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, /Redis \(REDIS_URL\) is not reachable, so nothing was checked or stored/);
+    assertPrintsNoToken(run, [pasted, configured]);
+  }
+  assert.equal(simulator.refreshCount(pasted.userId), 0, 'add-account did not rotate the pasted token');
+  assert.equal(simulator.refreshCount(configured.userId), 0, 'check did not rotate the KIMI_TOKENS token');
+});
+
+test('with a reachable Redis, add-account stores there and check finds the account (no KIMI_TOKENS)', async () => {
+  const redis = await startRedisServer();
+  try {
+    const account = simulator.issueAccount();
+    const env = upstreamEnv({ REDIS_URL: redis.url });
+    const added = await runCli(['add-account', account.refreshToken], { env });
+    assert.equal(added.code, 0, added.stderr);
+    const checked = await runCli(['check'], { env: { ...env, STATE_FILE: freshStateFile() } });
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(checked.stdout, new RegExp(`^${accountIdFor(account.refreshToken)}\\s*\\|.*\\|\\s*live\\s*\\|`, 'm'));
+  } finally {
+    await redis.stop();
+  }
+});
+
+test('§3.4 add-account with the KIMI_TOKENS token of an account marked invalid keeps its rotated token and revives it', async () => {
+  // Grace 0: the token from KIMI_TOKENS is dead once rotated, so only the stored rotated token can revive the account.
+  const strict = await startSimulator({ chunkDelayMs: 1, refreshGraceSeconds: 0 });
+  try {
+    const account = strict.issueAccount();
+    const id = accountIdFor(account.refreshToken);
+    const env = { KIMI_BASE_URL: strict.url, KIMI_AUTH_URL: strict.url, KIMI_LEGACY_BASE_URL: strict.url, STATE_FILE: freshStateFile(), KIMI_TOKENS: account.refreshToken };
+    const gateway = await startGatewayInstance(strict, env);
+    try {
+      assert.equal((await chat(gateway.url, { prompt: 'first' })).status, 200);
+      // Kimi answers 401 twice: the reactive refresh works (the token rotates), the retried call is refused again.
+      strict.setScenario('unauthenticated', { userId: account.userId, times: 2 });
+      assert.equal((await chat(gateway.url, { prompt: 'refused' })).status, 401);
+    } finally {
+      await gateway.close();
+    }
+    assert.ok(storedEntry(env.STATE_FILE, `invalid:${id}`), 'set-up: the account is marked invalid');
+    const rotated = (JSON.parse(storedEntry(env.STATE_FILE, `account:${id}`) ?? '{}') as { token?: string }).token;
+    assert.ok(rotated && rotated !== account.refreshToken, 'set-up: the state file holds the rotated token');
+
+    const added = await runCli(['add-account', account.refreshToken], { env });
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, new RegExp(`^Added account ${id} `));
+    assertPrintsNoToken(added, [account], [rotated]);
+    const record = JSON.parse(storedEntry(env.STATE_FILE, `account:${id}`) ?? '{}') as { token?: string; source?: string };
+    assert.equal(record.source, 'server', 'still a server account');
+    assert.notEqual(record.token, account.refreshToken, 'the dead pasted token did not replace the rotated one');
+    assert.equal(storedEntry(env.STATE_FILE, `invalid:${id}`), undefined, 'the invalid mark is gone');
+    const checked = await runCli(['check'], { env });
+    assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+  } finally {
+    await strict.close();
+  }
+});
+
+test('check takes KIMI_TOKENS entries in quotes or as kimi-auth= cookie strings, under the bare token\'s hash', async () => {
+  const quoted = simulator.issueAccount();
+  const cookie = simulator.issueAccount();
+  const run = await runCli(['check'], { env: upstreamEnv({ KIMI_TOKENS: `"${quoted.refreshToken}",kimi-auth=${cookie.refreshToken}; Path=/` }) });
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  for (const account of [quoted, cookie]) {
+    assert.match(run.stdout, new RegExp(`^${accountIdFor(account.refreshToken)}\\s*\\|.*\\|\\s*live\\s*\\|`, 'm'));
+  }
+  assertPrintsNoToken(run, [quoted, cookie]);
 });
