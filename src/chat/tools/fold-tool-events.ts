@@ -11,6 +11,8 @@ export interface ChatToolResult extends Omit<ChatResult, 'finishReason'> {
   finishReason: OutputFinishReason;
   /** Complete calls in index order (arguments are valid JSON that matched the tool's schema). */
   toolCalls: ToolCallRecord[];
+  /** The client stop sequence the answer was cut at (Anthropic's `stop_sequence`). */
+  stopSequence?: string;
 }
 
 export interface ChatToolFold {
@@ -22,6 +24,7 @@ export function createChatToolFold(): ChatToolFold {
   const fold = createChatFold();
   const calls = new Map<number, ToolCallRecord>();
   let isToolFinish = false;
+  let stopSequence: string | undefined;
   return {
     add(event) {
       switch (event.type) {
@@ -37,6 +40,7 @@ export function createChatToolFold(): ChatToolFold {
         }
         case 'finish':
           isToolFinish = event.reason === 'tool-calls';
+          stopSequence = event.stopSequence;
           fold.add({ type: 'finish', reason: event.reason === 'tool-calls' ? 'stop' : event.reason });
           return;
         default:
@@ -46,7 +50,7 @@ export function createChatToolFold(): ChatToolFold {
     result() {
       const result = fold.result();
       const toolCalls = [...calls.entries()].sort(([left], [right]) => left - right).map(([, call]) => call);
-      return { ...result, finishReason: isToolFinish ? 'tool-calls' : result.finishReason, toolCalls };
+      return { ...result, finishReason: isToolFinish ? 'tool-calls' : result.finishReason, toolCalls, ...(stopSequence !== undefined ? { stopSequence } : {}) };
     },
   };
 }

@@ -2,14 +2,16 @@
  * @module chat/tools/stream-chat-with-tools
  * The one entry point the three client APIs use: runs the chat use case with a tool plan. It rewrites
  * earlier calls in the history into the grammar (so the model sees its own form), adds the instructions,
- * and stacks the tool emulation and the response-format stage on the chat events. Repair rounds continue
+ * and stacks the tool emulation, the stop-sequence cut and the response-format stage on the chat events. Repair rounds continue
  * the same upstream chat (protocol spec §3.8) with the same credentials, hence the same account.
  */
 import { NotFoundError } from '../../errors.ts';
 import { eachEvent, inBatchesOfOne, type ChatEvent } from '../../upstream/dialect.ts';
-import { textOf } from '../build-prompt.ts';
+import { buildPrompt, textOf } from '../build-prompt.ts';
 import type { ChatService, ChatStream } from '../chat-service.ts';
 import type { ChatMessage, ChatRequest } from '../chat-request.ts';
+import { estimateTokens } from '../estimate-tokens.ts';
+import { cutAtStopSequences } from '../stop-sequences.ts';
 import { enforceResponseFormat } from './structured-output.ts';
 import { emulateToolCalls } from './tool-call-stream.ts';
 import type { ChatOutputEvent, RepairRound } from './tool-events.ts';
@@ -45,14 +47,35 @@ export function streamChatWithTools(chat: ChatService, request: ChatRequest, pla
         ),
     );
   const streamInfo = { model: stream.model, modelIsFallback: stream.modelIsFallback, meta: stream.meta };
-  if (!plan.hasTools && plan.responseFormat.kind === 'text') return { ...streamInfo, batches: stream.batches };
+  // Stop sequences cut the plain answer: after the tool stage (calls and their grammar are never scanned) and
+  // before the format stage (which then checks the cut answer, as a client would get it).
+  const cut = (batches: AsyncIterable<readonly ChatOutputEvent[]>) =>
+    plan.stopSequences.length === 0
+      ? batches
+      : cutAtStopSequences(batches, {
+          sequences: plan.stopSequences,
+          estimateUsage: request.estimateUsage === false ? undefined : (answerText) => estimateCutUsage(messages, instructions, Boolean(request.conversationId), answerText),
+        });
+  if (!plan.hasTools && plan.responseFormat.kind === 'text') return { ...streamInfo, batches: cut(stream.batches) };
   // The tool and format stages work event by event.
-  const chatEvents = eachEvent(stream.batches);
-  let events: AsyncIterable<ChatOutputEvent> = plan.hasTools ? emulateToolCalls(chatEvents, { plan, repair, createCallId: hooks.createCallId, onRepair: hooks.onRepair }) : chatEvents;
-  if (plan.responseFormat.kind !== 'text') {
-    events = enforceResponseFormat(events, { format: plan.responseFormat, validator: plan.formatValidator, repair, onRepair: hooks.onRepair });
+  const answer = plan.hasTools
+    ? cut(inBatchesOfOne(emulateToolCalls(eachEvent(stream.batches), { plan, repair, createCallId: hooks.createCallId, onRepair: hooks.onRepair })))
+    : cut(stream.batches);
+  if (plan.responseFormat.kind === 'text') return { ...streamInfo, batches: answer };
+  const formatted = enforceResponseFormat(eachEvent(answer), { format: plan.responseFormat, validator: plan.formatValidator, repair, onRepair: hooks.onRepair });
+  return { ...streamInfo, batches: inBatchesOfOne(formatted) };
+}
+
+/** A cut answer never reaches the chat service's usage count, so the stop stage asks for this estimate. */
+async function estimateCutUsage(messages: ChatMessage[], instructions: string | undefined, isContinuation: boolean, answerText: string) {
+  let promptText = '';
+  try {
+    promptText = buildPrompt(messages, { isContinuation, instructions }).text;
+  } catch {
+    // The chat service already built this prompt, so this does not happen; an estimate is not worth a failure.
   }
-  return { ...streamInfo, batches: inBatchesOfOne(events) };
+  const [promptTokens, completionTokens] = await Promise.all([estimateTokens(promptText), estimateTokens(answerText)]);
+  return { type: 'usage' as const, promptTokens, completionTokens, isEstimate: true };
 }
 
 /**

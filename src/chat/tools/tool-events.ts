@@ -41,7 +41,8 @@ export type ToolCallEvent =
 export type ChatOutputEvent =
   | Exclude<ChatEvent, { type: 'finish' }>
   | ToolCallEvent
-  | { type: 'finish'; reason: OutputFinishReason };
+  /** `stopSequence`: the client stop sequence the answer was cut at (chat/stop-sequences.ts); reason is then `stop`. */
+  | { type: 'finish'; reason: OutputFinishReason; stopSequence?: string };
 
 /**
  * A repair round: re-asks the model on the same upstream chat and returns the new answer's events.

@@ -39,6 +39,8 @@ export interface ToolRequest {
   responseFormat?: ResponseFormat;
   params?: ToolParamNames;
   grammar?: ToolGrammar;
+  /** Client stop sequences, already checked (chat/stop-sequences.ts parseStopSequences). */
+  stopSequences?: readonly string[];
 }
 
 export interface ToolPlan {
@@ -51,6 +53,8 @@ export interface ToolPlan {
   formatValidator: CompiledSchema | undefined;
   /** Text for ChatRequest.instructions; undefined when there is nothing to add. */
   instructions: string | undefined;
+  /** Where the plain answer text is cut (empty: never). Tool calls and their grammar are not scanned. */
+  stopSequences: readonly string[];
 }
 
 export function planTools(request: ToolRequest): ToolPlan {
@@ -72,7 +76,7 @@ export function planTools(request: ToolRequest): ToolPlan {
   const prompt: ToolPromptInput = { tools, choice, parallelToolCalls: request.parallelToolCalls ?? true };
   const hasTools = tools.length > 0 && choice.kind !== 'none';
   const parts = [hasTools ? grammar.renderInstructions(prompt) : '', renderFormatInstructions(responseFormat)].filter(Boolean);
-  return { grammar, prompt, validators, hasTools, responseFormat, formatValidator, instructions: parts.length ? parts.join('\n\n') : undefined };
+  return { grammar, prompt, validators, hasTools, responseFormat, formatValidator, instructions: parts.length ? parts.join('\n\n') : undefined, stopSequences: request.stopSequences ?? [] };
 }
 
 function checkToolList(tools: readonly ToolDefinition[], params: ToolParamNames): void {
