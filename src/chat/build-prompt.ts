@@ -60,9 +60,16 @@ function formatTurn(message: ChatMessage): string {
   const calls = (message.tool_calls ?? [])
     .map((call) => `[called ${call.function.name}(${call.function.arguments}) as ${call.id}]`)
     .join('\n');
-  const result = message.role === 'tool' && message.tool_call_id ? `[result of ${message.tool_call_id}] ` : '';
+  const result = resultLabel(message);
   const combined = [result + text, calls].filter(Boolean).join('\n');
   return combined ? `${roleLabels[message.role]}: ${combined}` : '';
+}
+
+/** Which call a result answers: its id, or for a legacy `function` message without one, the function's name. */
+function resultLabel(message: ChatMessage): string {
+  if (message.role === 'tool' && message.tool_call_id) return `[result of ${message.tool_call_id}] `;
+  if (message.role === 'function' && message.name) return `[result of ${message.name}] `;
+  return '';
 }
 
 /**

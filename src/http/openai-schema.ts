@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError } from '../errors.ts';
-import type { ChatMessage } from '../chat/chat-request.ts';
+import type { ChatMessage, ToolCallRecord } from '../chat/chat-request.ts';
 
 /** Booleans as some clients (NextChat, one-api, Dify) send them: true/false, "true"/"false", 1/0. */
 export const looseBoolean = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']), z.literal(1), z.literal(0)]).transform(
@@ -20,6 +20,8 @@ export const chatMessageSchema = z.looseObject({
   name: z.string().optional(),
   tool_calls: z.array(z.looseObject({ id: z.string(), type: z.literal('function').default('function'), function: z.object({ name: z.string(), arguments: z.string() }) })).optional(),
   tool_call_id: z.string().optional(),
+  /** Deprecated form of one assistant call (older LangChain and Dify); answered by a `function` message. */
+  function_call: z.looseObject({ name: z.string().min(1), arguments: z.string().optional().nullable() }).optional().nullable(),
 });
 
 export const chatCompletionRequestSchema = z.looseObject({
@@ -63,14 +65,34 @@ function valueAt(body: object, path: readonly PropertyKey[]): unknown {
   return value;
 }
 
+/**
+ * The messages in the use case's form. The deprecated pair, an assistant `function_call` and the `function`
+ * message with its result, becomes a one-element `tool_calls` and a `tool` message answering its id, so the
+ * prompt shows them as it shows the tools path (the call in the grammar, then `[result of call_…]`).
+ */
 export function toChatMessages(messages: ChatCompletionRequest['messages']): ChatMessage[] {
-  return messages.map((message) => ({
-    role: message.role,
-    content: (message.content ?? null) as ChatMessage['content'],
-    name: message.name,
-    tool_calls: message.tool_calls as ChatMessage['tool_calls'],
-    tool_call_id: message.tool_call_id,
-  }));
+  const unanswered: ToolCallRecord[] = [];
+  return messages.map((message, index) => {
+    const converted: ChatMessage = {
+      role: message.role,
+      content: (message.content ?? null) as ChatMessage['content'],
+      name: message.name,
+      tool_calls: message.tool_calls as ChatMessage['tool_calls'],
+      tool_call_id: message.tool_call_id,
+    };
+    if (message.role === 'assistant' && message.function_call && !message.tool_calls?.length) {
+      // A stable id from the position: the same history renders the same prompt on every request.
+      const call: ToolCallRecord = { id: `call_fn_${index}`, type: 'function', function: { name: message.function_call.name, arguments: message.function_call.arguments || '{}' } };
+      unanswered.push(call);
+      return { ...converted, tool_calls: [call] };
+    }
+    if (message.role === 'function' && !message.tool_call_id) {
+      const at = unanswered.findIndex((call) => message.name === undefined || call.function.name === message.name);
+      // Without a matching call (e.g. a continuation) it stays a `function` message, rendered with its name.
+      if (at !== -1) return { ...converted, role: 'tool', tool_call_id: unanswered.splice(at, 1)[0].id };
+    }
+    return converted;
+  });
 }
 
 export interface CompletionUsage {
@@ -94,7 +116,7 @@ export interface ChatCompletionChunk {
   system_fingerprint: null;
   choices: {
     index: 0;
-    delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: unknown[] };
+    delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: unknown[]; function_call?: { name?: string; arguments: string } };
     finish_reason: string | null;
     logprobs: null;
   }[];
@@ -111,7 +133,14 @@ export interface ChatCompletion {
   system_fingerprint: null;
   choices: {
     index: 0;
-    message: { role: 'assistant'; content: string | null; reasoning_content?: string; tool_calls?: unknown[]; refusal: null };
+    message: {
+      role: 'assistant';
+      content: string | null;
+      reasoning_content?: string;
+      tool_calls?: unknown[];
+      function_call?: { name: string; arguments: string };
+      refusal: null;
+    };
     finish_reason: string;
     logprobs: null;
   }[];

@@ -2,7 +2,8 @@
  * @module http/to-openai
  * Pure mapping from normalised chat events to OpenAI objects: `chat.completion.chunk` for streams,
  * `chat.completion` for the folded result. The response id is the upstream chat id, so a client can
- * send it back as `conversation_id`.
+ * send it back as `conversation_id`. Calls take the `tool_calls` shape, or the legacy `function_call` shape
+ * when the request offered `functions` (option `legacyFunctionCall`).
  */
 import { randomUUID } from 'node:crypto';
 import type { ChatResult } from '../chat/fold-chat-events.ts';
@@ -10,12 +11,19 @@ import type { ChatToolResult } from '../chat/tools/fold-tool-events.ts';
 import type { ChatOutputEvent } from '../chat/tools/tool-events.ts';
 import type { FinishReason, SearchSource } from '../upstream/dialect.ts';
 import type { ChatCompletion, ChatCompletionChunk, CompletionUsage, SearchResultView } from './openai-schema.ts';
-import { messageToolCalls, toolCallChunkDelta } from './routes/chat-completions-tools.ts';
+import { functionCallChunkDelta, messageFunctionCall, messageToolCalls, toolCallChunkDelta } from './routes/chat-completions-tools.ts';
 
 export interface ChunkMapperOptions {
   model: string;
   includeUsage: boolean;
   created?: number;
+  /** The request used `functions`: calls go out as `delta.function_call`, finish_reason `function_call`. */
+  legacyFunctionCall?: boolean;
+}
+
+export interface CompletionShapeOptions {
+  /** The request used `functions`: `message.function_call` (the first call), finish_reason `function_call`. */
+  legacyFunctionCall?: boolean;
 }
 
 export interface ChunkMapper {
@@ -65,10 +73,13 @@ export function createChunkMapper(options: ChunkMapperOptions): ChunkMapper {
         usage = toUsage(event.promptTokens, event.completionTokens);
         return [];
       case 'tool-call-start':
-      case 'tool-call-delta':
-        return [chunk({ tool_calls: [toolCallChunkDelta(event)] })];
+      case 'tool-call-delta': {
+        if (!options.legacyFunctionCall) return [chunk({ tool_calls: [toolCallChunkDelta(event)] })];
+        const functionCall = functionCallChunkDelta(event);
+        return functionCall ? [chunk({ function_call: functionCall })] : [];
+      }
       case 'finish': {
-        const final = chunk({}, toFinishReason(event.reason));
+        const final = chunk({}, toFinishReason(event.reason, options.legacyFunctionCall));
         Object.assign(final, sourceFields(sources));
         if (!options.includeUsage) return [final];
         const usageChunk: ChatCompletionChunk = { ...chunk({}), choices: [], usage: usage ?? toUsage(0, 0) };
@@ -124,26 +135,35 @@ export function createSseChunkEncoder(options: ChunkMapperOptions): { encode(eve
   };
 }
 
-export function toChatCompletion(result: ChatResult | ChatToolResult, model: string, created = Math.floor(Date.now() / 1000)): ChatCompletion {
-  const toolCalls = messageToolCalls('toolCalls' in result ? result.toolCalls : undefined);
-  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content: toolCalls && !result.text ? null : result.text, refusal: null };
+export function toChatCompletion(
+  result: ChatResult | ChatToolResult,
+  model: string,
+  created = Math.floor(Date.now() / 1000),
+  shape: CompletionShapeOptions = {},
+): ChatCompletion {
+  const calls = 'toolCalls' in result ? result.toolCalls : undefined;
+  const toolCalls = shape.legacyFunctionCall ? undefined : messageToolCalls(calls);
+  const functionCall = shape.legacyFunctionCall ? messageFunctionCall(calls) : undefined;
+  const hasCall = Boolean(toolCalls ?? functionCall);
+  const message: ChatCompletion['choices'][0]['message'] = { role: 'assistant', content: hasCall && !result.text ? null : result.text, refusal: null };
   if (result.reasoning) message.reasoning_content = result.reasoning;
   if (toolCalls) message.tool_calls = toolCalls;
+  if (functionCall) message.function_call = functionCall;
   return {
     id: result.conversationId ?? `chatcmpl-${randomUUID()}`,
     object: 'chat.completion',
     created,
     model,
     system_fingerprint: null,
-    choices: [{ index: 0, message, finish_reason: toFinishReason(result.finishReason), logprobs: null }],
+    choices: [{ index: 0, message, finish_reason: toFinishReason(result.finishReason, shape.legacyFunctionCall), logprobs: null }],
     usage: toUsage(result.usage?.promptTokens ?? 0, result.usage?.completionTokens ?? 0),
     ...sourceFields(result.sources),
   };
 }
 
-export function toFinishReason(reason: FinishReason | 'tool-calls'): string {
+export function toFinishReason(reason: FinishReason | 'tool-calls', legacyFunctionCall = false): string {
   if (reason === 'content-filter') return 'content_filter';
-  if (reason === 'tool-calls') return 'tool_calls';
+  if (reason === 'tool-calls') return legacyFunctionCall ? 'function_call' : 'tool_calls';
   return reason;
 }
 

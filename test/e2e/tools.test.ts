@@ -140,3 +140,22 @@ test('CHAT_RETENTION_SECONDS=0: the first chat is deleted when its answer ends, 
     await shortLived.close();
   }
 });
+
+test('legacy history: an assistant function_call and its function result reach the prompt as a call and its result', async () => {
+  const client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.token, maxRetries: 0 });
+  const before = stack.simulator.requests.length;
+  const completion = await client.chat.completions.create({
+    model: 'kimi',
+    functions: [weather],
+    messages: [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null, function_call: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+      { role: 'function', name: 'get_weather', content: '22C sunny' },
+    ],
+  });
+  assert.match(completion.choices[0].message.content ?? '', /Simulated answer from 1 tool result\(s\).*22C sunny/);
+  const chat = stack.simulator.requests.slice(before).find((request) => request.path.includes('ChatService/Chat'));
+  const prompt = JSON.stringify(chat?.bodyJson);
+  assert.match(prompt, /assistant: <tool_call name=\\"get_weather\\" id=\\"call_fn_1\\">\{\\"city\\":\\"Paris\\"\}<\/tool_call>/, 'the call is in the prompt, in the grammar');
+  assert.match(prompt, /tool: \[result of call_fn_1\] 22C sunny/, 'the result names the call it answers');
+});

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { foldChatOutputBatches } from '../../chat/tools/fold-tool-events.ts';
 import type { ChatOutputEvent } from '../../chat/tools/tool-events.ts';
-import { chatCompletionRequestSchema, parseWith } from '../openai-schema.ts';
+import { buildPrompt } from '../../chat/build-prompt.ts';
+import { chatCompletionRequestSchema, parseWith, toChatMessages } from '../openai-schema.ts';
 import { createChunkMapper, toChatCompletion } from '../to-openai.ts';
-import { chatToolFields, planChatTools } from './chat-completions-tools.ts';
+import { chatToolFields, planChatTools, usesLegacyFunctions } from './chat-completions-tools.ts';
 
 const schema = chatCompletionRequestSchema.extend(chatToolFields);
 const events: ChatOutputEvent[] = [
@@ -70,4 +71,66 @@ test('a tool message answering no call is a 400 on messages[i].tool_call_id, exc
   const messages = [{ role: 'user' as const, content: 'x' }, { role: 'tool' as const, content: 'r', tool_call_id: 'call_x' }];
   assert.throws(() => planChatTools({}, messages, false), (error: { status?: number; param?: string }) => error.status === 400 && error.param === 'messages[1].tool_call_id');
   assert.doesNotThrow(() => planChatTools({}, messages, true));
+});
+
+test('legacy functions: streamed delta.function_call (name, then argument pieces, first call only), finish_reason function_call', () => {
+  const mapper = createChunkMapper({ model: 'kimi', includeUsage: false, legacyFunctionCall: true });
+  const chunks = events.flatMap((event) => mapper.map(event));
+  assert.deepEqual(
+    chunks.map((chunk) => chunk.choices[0].delta.function_call).filter(Boolean),
+    [{ name: 'get_weather', arguments: '' }, { arguments: '{"city":' }, { arguments: '"Paris"}' }],
+  );
+  assert.ok(chunks.every((chunk) => chunk.choices[0].delta.tool_calls === undefined));
+  assert.equal(chunks.at(-1)?.choices[0].finish_reason, 'function_call');
+});
+
+test('legacy functions: the folded completion carries message.function_call (the first call) and finish_reason function_call', async () => {
+  async function* source() {
+    yield events;
+  }
+  const completion = toChatCompletion(await foldChatOutputBatches(source()), 'kimi', 1, { legacyFunctionCall: true });
+  assert.equal(completion.choices[0].finish_reason, 'function_call');
+  assert.deepEqual(completion.choices[0].message.function_call, { name: 'get_weather', arguments: '{"city":"Paris"}' });
+  assert.equal(completion.choices[0].message.tool_calls, undefined);
+});
+
+test('legacy functions: the shape follows functions only without tools; the plan keeps one call', () => {
+  const fn = { name: 'f' };
+  assert.equal(usesLegacyFunctions({ functions: [fn] }), true);
+  assert.equal(usesLegacyFunctions({ functions: [fn], tools: [] }), true);
+  assert.equal(usesLegacyFunctions({ functions: [fn], tools: [{ function: fn }] }), false);
+  assert.equal(usesLegacyFunctions({ tools: [{ function: fn }] }), false);
+  const plan = planChatTools(parseWith(schema, { messages: [{ role: 'user', content: 'x' }], functions: [fn], tools: [] }), [], false);
+  assert.equal(plan.hasTools, true, 'an empty tools list does not hide the functions');
+  assert.equal(plan.prompt.parallelToolCalls, false);
+});
+
+test('legacy history: assistant function_call + function result become a call and its result in the prompt', () => {
+  const body = parseWith(schema, {
+    messages: [
+      { role: 'user', content: 'weather in paris' },
+      { role: 'assistant', content: null, function_call: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+      { role: 'function', name: 'get_weather', content: '22C sunny' },
+    ],
+  });
+  const messages = toChatMessages(body.messages);
+  assert.deepEqual(messages[1].tool_calls, [{ id: 'call_fn_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
+  assert.deepEqual([messages[2].role, messages[2].tool_call_id], ['tool', 'call_fn_1']);
+  assert.doesNotThrow(() => planChatTools(body, messages, false), 'the result answers a call, so no 400');
+  assert.equal(
+    buildPrompt(messages, { isContinuation: false }).text,
+    'user: weather in paris\n\nassistant: [called get_weather({"city":"Paris"}) as call_fn_1]\n\ntool: [result of call_fn_1] 22C sunny',
+  );
+  const orphan = toChatMessages(parseWith(schema, { messages: [{ role: 'user', content: 'x' }, { role: 'function', name: 'get_weather', content: 'r' }] }).messages);
+  assert.match(buildPrompt(orphan, { isContinuation: false }).text, /tool: \[result of get_weather\] r$/);
+});
+
+test('stop: a string or up to 4 strings goes into the plan; anything else is a 400 naming stop', () => {
+  const planFor = (stop: unknown) => planChatTools(parseWith(schema, { messages: [{ role: 'user', content: 'x' }], stop }), [], false);
+  assert.deepEqual(planFor('\nObservation').stopSequences, ['\nObservation']);
+  assert.deepEqual(planFor(['a', 'b']).stopSequences, ['a', 'b']);
+  assert.deepEqual(planFor(null).stopSequences, []);
+  for (const bad of [['a', 'b', 'c', 'd', 'e'], [''], 7]) {
+    assert.throws(() => planFor(bad), (error: { status?: number; param?: string }) => error.status === 400 && error.param === 'stop');
+  }
 });

@@ -3,9 +3,11 @@
  * The OpenAI chat completion's tool fields: the request schema additions (tools, tool_choice,
  * parallel_tool_calls, response_format, and the deprecated functions/function_call), their translation
  * into the tool layer's plan, and the wire shapes of calls (streamed `tool_calls` deltas and
- * `message.tool_calls`). Pure; chat-completions.ts and to-openai.ts call these.
+ * `message.tool_calls`, or for `functions` requests the legacy `function_call`), and `stop`. Pure;
+ * chat-completions.ts and to-openai.ts call these.
  */
 import { z } from 'zod';
+import { parseStopSequences } from '../../chat/stop-sequences.ts';
 import type { ChatMessage, ToolCallRecord } from '../../chat/chat-request.ts';
 import type { ChatOutputEvent, ResponseFormat, ToolChoice, ToolDefinition } from '../../chat/tools/tool-events.ts';
 import { checkToolResults, planTools, type ToolPlan } from '../../chat/tools/tool-plan.ts';
@@ -46,6 +48,8 @@ export const chatToolFields = {
   /** Deprecated OpenAI spelling, still sent by older LangChain and Dify versions. */
   functions: z.array(functionDefinition).optional().nullable(),
   function_call: z.union([z.enum(['auto', 'none']), z.looseObject({ name: z.string().min(1) })]).optional().nullable(),
+  /** String or up to 4 strings; checked by parseStopSequences for a clearer 400 than a zod union gives. */
+  stop: z.unknown().optional(),
 };
 
 export interface ChatToolFieldsInput {
@@ -55,11 +59,21 @@ export interface ChatToolFieldsInput {
   response_format?: z.output<typeof responseFormat> | null;
   functions?: z.output<typeof functionDefinition>[] | null;
   function_call?: 'auto' | 'none' | { name: string } | null;
+  stop?: unknown;
+}
+
+/**
+ * True when the client offered the deprecated `functions` (and no `tools`): it reads the answer in the legacy
+ * shape, `message.function_call` and finish_reason `function_call` (older LangChain and Dify versions).
+ */
+export function usesLegacyFunctions(body: Pick<ChatToolFieldsInput, 'tools' | 'functions'>): boolean {
+  return !body.tools?.length && Boolean(body.functions?.length);
 }
 
 /** Checks the tool fields (400s with OpenAI params) and makes the plan; `isContinuation` skips the result check. */
 export function planChatTools(body: ChatToolFieldsInput, messages: readonly ChatMessage[], isContinuation: boolean): ToolPlan {
-  const definitions = body.tools?.map((tool) => tool.function) ?? body.functions ?? [];
+  const isLegacy = usesLegacyFunctions(body);
+  const definitions = isLegacy ? (body.functions ?? []) : (body.tools?.map((tool) => tool.function) ?? []);
   const tools: ToolDefinition[] = definitions.map((definition) => ({
     name: definition.name,
     description: definition.description ?? undefined,
@@ -67,9 +81,11 @@ export function planChatTools(body: ChatToolFieldsInput, messages: readonly Chat
   }));
   const plan = planTools({
     tools,
-    choice: toToolChoice(body.tool_choice ?? body.function_call ?? undefined),
-    parallelToolCalls: body.parallel_tool_calls ?? true,
+    choice: toToolChoice(isLegacy ? (body.function_call ?? body.tool_choice ?? undefined) : (body.tool_choice ?? body.function_call ?? undefined)),
+    // The legacy shape carries one call, so only the first is kept (as OpenAI's functions API did).
+    parallelToolCalls: isLegacy ? false : (body.parallel_tool_calls ?? true),
     responseFormat: toResponseFormat(body.response_format ?? undefined),
+    stopSequences: parseStopSequences(body.stop, 'stop'),
   });
   if (!isContinuation) checkToolResults(messages, (index) => `messages[${index}].tool_call_id`);
   return plan;
@@ -101,6 +117,19 @@ export function toolCallChunkDelta(event: ChatOutputEvent): ToolCallChunkDelta |
   if (event.type === 'tool-call-start') return { index: event.index, id: event.id, type: 'function', function: { name: event.name, arguments: '' } };
   if (event.type === 'tool-call-delta') return { index: event.index, function: { arguments: event.argumentsDelta } };
   return undefined;
+}
+
+/** The legacy `delta.function_call` for a tool event: the name first, then argument pieces (first call only). */
+export function functionCallChunkDelta(event: ChatOutputEvent): { name?: string; arguments: string } | undefined {
+  if (event.type === 'tool-call-start' && event.index === 0) return { name: event.name, arguments: '' };
+  if (event.type === 'tool-call-delta' && event.index === 0) return { arguments: event.argumentsDelta };
+  return undefined;
+}
+
+/** The legacy `message.function_call` of a non-streamed completion: the first call (undefined when there is none). */
+export function messageFunctionCall(toolCalls: readonly ToolCallRecord[] | undefined): { name: string; arguments: string } | undefined {
+  const first = toolCalls?.[0];
+  return first ? { name: first.function.name, arguments: first.function.arguments } : undefined;
 }
 
 /** `message.tool_calls` of a non-streamed completion (undefined when there are none). */
