@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { UpstreamError } from '../errors.ts';
-import { createUpstreamHttp, readBodyRuns, type UpstreamHttp } from './upstream-http.ts';
+import { createUpstreamHttp, readBodyRuns, retryAfterMsFromHeaders, type UpstreamHttp } from './upstream-http.ts';
 
 let server: Server;
 let origin: string;
@@ -50,4 +50,14 @@ test('readBodyRuns delivers the bytes received before a reset, then fails with a
     (error: unknown) => error instanceof UpstreamError && error.isRetryable,
   );
   assert.equal(Buffer.concat(received).toString('utf8'), expected);
+});
+
+test('Retry-After: seconds or a future HTTP date; 0, negative, past, or unparseable hints are no hint; more than a day is capped (§10.6)', () => {
+  const now = Date.parse('2026-11-28T12:00:00Z');
+  const hint = (value: string) => retryAfterMsFromHeaders({ 'retry-after': value }, now);
+  assert.equal(hint('7'), 7_000);
+  assert.equal(hint(' 3.7 '), 3_700);
+  assert.equal(hint('Sat, 28 Nov 2026 12:00:30 GMT'), 30_000);
+  for (const none of ['0', '-5', '+0', 'Sat, 28 Nov 2026 11:59:00 GMT', '1e12', 'soon', '']) assert.equal(hint(none), undefined, `"${none}"`);
+  assert.equal(hint('99999999999'), 24 * 3_600_000);
 });

@@ -230,20 +230,31 @@ export function parseJsonSafely(text: string): unknown {
 
 /**
  * The Retry-After hint in milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
- * Returns undefined when absent or unparseable.
+ * Returns undefined when absent, unparseable or not in the future (see upstreamRetryHintMs).
  */
 export function retryAfterMsFromHeaders(
   headers: UpstreamResponse['headers'],
   now: number = Date.now(),
 ): number | undefined {
   const raw = headers['retry-after'];
-  const value = Array.isArray(raw) ? raw[0] : raw;
+  const value = (Array.isArray(raw) ? raw[0] : raw)?.trim();
   if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const date = Date.parse(value);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
+  // A number is seconds, never a date: Date.parse("-5") is a date in 2001.
+  if (/^[+-]?\d+(\.\d+)?$/.test(value)) return upstreamRetryHintMs(Number(value) * 1000);
+  const date = /[a-z]/i.test(value) ? Date.parse(value) : Number.NaN;
+  return Number.isNaN(date) ? undefined : upstreamRetryHintMs(date - now);
+}
+
+/** The longest wait an upstream hint can set: beyond a day it is more likely a unit mix-up than a real limit. */
+export const maxUpstreamRetryHintMs = 24 * 3_600_000;
+
+/**
+ * An upstream's wait hint made safe to act on: none unless it lies in the future (a hint of 0 or a date in the past
+ * would let the account be tried again at once, in a loop), and at most a day.
+ */
+export function upstreamRetryHintMs(ms: number): number | undefined {
+  if (!Number.isFinite(ms) || ms <= 0) return undefined;
+  return Math.min(Math.round(ms), maxUpstreamRetryHintMs);
 }
 
 /**

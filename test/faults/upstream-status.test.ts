@@ -179,3 +179,34 @@ test('Connect error JSON with status 200 and application/json: mapped to an erro
     await isolated.close();
   }
 });
+
+test('a 429 whose Retry-After is 0, negative or a past date cools the account for ACCOUNT_COOLDOWN_MS; a hint of years is capped at a day (§10.6)', async () => {
+  const cases: [hint: string, expectedSeconds: number][] = [
+    ['0', 20],
+    ['-5', 20],
+    [new Date(Date.now() - 60_000).toUTCString(), 20],
+    ['99999999999', 86_400],
+  ];
+  try {
+    for (const [hint, expectedSeconds] of cases) {
+      // A fresh gateway per hint: each starts with an account that is not cooling.
+      const isolated = await startStack({ serverPool: true, existingSimulator: simulator, env: { KIMI_BASE_URL: proxy.url, ACCOUNT_COOLDOWN_MS: '20000' } });
+      try {
+        proxy.setRule({ path: /ChatService\/Chat$/, rewrite: () => ({ status: 429, headers: { 'content-type': 'text/plain', 'retry-after': hint }, body: Buffer.from('slow down') }) });
+        const limited = await chat(isolated.gatewayUrl, { prompt: `limit me (${hint})` });
+        assert.equal(limited.status, 429, hint);
+        assert.equal(limited.headers['retry-after'], String(expectedSeconds), `Retry-After ${hint}`);
+        const [state] = await isolated.gateway.pool.snapshot();
+        assert.equal(state.state, 'cooling', `Retry-After ${hint}: the account cools down`);
+        assert.ok(Math.abs((state.cooldownUntil ?? 0) - (Date.now() + expectedSeconds * 1000)) < 2000, `Retry-After ${hint}: cooldown length`);
+        const matched = proxy.matched;
+        assert.equal((await chat(isolated.gatewayUrl, { prompt: 'again' })).status, 429);
+        assert.equal(proxy.matched, matched, `Retry-After ${hint}: the limited account is not asked again`);
+      } finally {
+        await isolated.close();
+      }
+    }
+  } finally {
+    proxy.setRule(undefined);
+  }
+});

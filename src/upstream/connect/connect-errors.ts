@@ -18,6 +18,7 @@ import {
   parseJsonSafely,
   readBodyText,
   retryAfterMsFromHeaders,
+  upstreamRetryHintMs,
   type UpstreamResponse,
 } from '../upstream-http.ts';
 import { lenientString } from './connect-frame-schema.ts';
@@ -224,12 +225,12 @@ export function redact(value: string): string {
 
 function retryHintMs(value: unknown, now: number): number | undefined {
   const delay = findValue(value, 'retryDelay') ?? findValue(value, 'retryAfter');
-  if (typeof delay === 'string' && /^\d+(\.\d+)?s$/.test(delay)) return Math.round(Number.parseFloat(delay) * 1000);
-  if (typeof delay === 'number' && delay >= 0) return Math.round(delay * 1000);
+  if (typeof delay === 'string' && /^\d+(\.\d+)?s$/.test(delay)) return upstreamRetryHintMs(Number.parseFloat(delay) * 1000);
+  if (typeof delay === 'number') return upstreamRetryHintMs(delay * 1000);
   const reset = findValue(value, 'resetTime');
   if (typeof reset !== 'string' && typeof reset !== 'number') return undefined;
   const at = /^\d+$/.test(String(reset)) ? Number(reset) * 1000 : Date.parse(String(reset));
-  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+  return upstreamRetryHintMs(at - now);
 }
 
 /** First value under `key` anywhere in a small JSON tree (bounded depth: error bodies are tiny). */
