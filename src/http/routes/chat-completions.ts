@@ -12,7 +12,7 @@ import { chatCompletionRequestSchema, parseWith, toChatMessages } from '../opena
 import { readChatBody } from '../read-json-body.ts';
 import { streamResponse } from '../stream-response.ts';
 import { createSseChunkEncoder, toChatCompletion } from '../to-openai.ts';
-import { chatToolFields, planChatTools } from './chat-completions-tools.ts';
+import { chatToolFields, planChatTools, usesLegacyFunctions } from './chat-completions-tools.ts';
 
 const requestSchema = chatCompletionRequestSchema.extend(chatToolFields);
 
@@ -32,6 +32,8 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
     context.record.model = model;
     const messages = toChatMessages(body.messages);
     const toolPlan = planChatTools(body, messages, Boolean(body.conversation_id));
+    // Older LangChain and Dify clients send `functions` and read the answer's `function_call`.
+    const legacyFunctionCall = usesLegacyFunctions(body);
     const stream = streamChatWithTools(
       deps.chat,
       {
@@ -49,7 +51,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
     const headers = answerHeaders(context, { model: model, isFallback: stream.modelIsFallback });
     try {
       if (body.stream) {
-        const encoder = createSseChunkEncoder({ model, includeUsage: body.stream_options?.include_usage === true });
+        const encoder = createSseChunkEncoder({ model, includeUsage: body.stream_options?.include_usage === true, legacyFunctionCall });
         await streamResponse(context, {
           batches: stream.batches,
           encode: encoder.encode,
@@ -61,7 +63,7 @@ export function chatCompletionsRoute(deps: ChatCompletionsDeps) {
         return;
       }
       const result = await foldChatOutputBatches(stream.batches);
-      sendJson(context, 200, toChatCompletion(result, model), headers);
+      sendJson(context, 200, toChatCompletion(result, model, undefined, { legacyFunctionCall }), headers);
     } finally {
       context.record.account = stream.meta.accountId;
     }
