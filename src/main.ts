@@ -150,7 +150,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   const doctorTokens = storeTokenAccess(store, { dialectMode: config.KIMI_DIALECT });
   const qr = qrLoginRoutes({
     startQrLogin: (signal) => startQrLogin({ authUrl: config.KIMI_AUTH_URL, http, clientVersion: config.KIMI_CLIENT_VERSION }, signal),
-    addAccountFromToken: (token, signal) => importAccountView(pool, token, signal),
+    addAccountFromToken: (token, signal) => importAccountView(pool, store, token, signal),
     requireGatewayKey: credentials.requireGatewayKey,
   });
   const extraRoutes: Route[] = [
@@ -185,7 +185,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
         dialectMode: config.KIMI_DIALECT,
         startedAt,
         listAccounts: async () => usage.attach((await pool.snapshot()).map(toAccountView)),
-        addAccount: async (text, signal) => importAccountView(pool, text, signal),
+        addAccount: async (text, signal) => importAccountView(pool, store, text, signal),
         errorCounts: () => Object.fromEntries(errorCounts),
         unknownUpstream: () => metrics.unknownUpstreamCounts(),
         renderMetrics: () => metrics.render(),
@@ -370,8 +370,9 @@ function createUsageCache(pool: AccountPool, dialects: Record<DialectName, KimiD
   };
 }
 
-async function importAccountView(pool: AccountPool, text: string, signal: AbortSignal): Promise<AccountView & { warnings: string[] }> {
-  const imported = await importAccount(pool, text, signal);
+/** With the store, re-adding an account marked invalid checks its stored (rotated) token again instead of leaving it invalid. */
+async function importAccountView(pool: AccountPool, store: StateStore, text: string, signal: AbortSignal): Promise<AccountView & { warnings: string[] }> {
+  const imported = await importAccount(pool, text, signal, { store });
   const [snapshot] = await pool.snapshot([imported.account]);
   return { ...toAccountView(snapshot), warnings: imported.warnings };
 }

@@ -169,3 +169,23 @@ test('20 concurrent requests on ONE account (ACCOUNT_MAX_CONCURRENCY=2, QUEUE_MA
     assert.ok(answered.length >= 4 && answered.length <= 7, `2 slots + 5 queue places, ${answered.length} answered`);
   });
 });
+
+test('§3.4 POST /v1/accounts with the original token of an account marked invalid checks its stored rotated token and revives it, never storing the dead one', async () => {
+  await withStack({ accounts: 1, serverPool: true, simulator: { refreshGraceSeconds: 0 } }, async (stack) => {
+    const [account] = stack.accounts;
+    assert.equal((await chat(stack.gatewayUrl, { prompt: 'first' })).status, 200);
+    // Kimi refuses twice: the refresh in between rotates the token, then the retried call is refused: marked invalid.
+    stack.simulator.setScenario('unauthenticated', { userId: account.userId, times: 2 });
+    assert.equal((await chat(stack.gatewayUrl, { prompt: 'refused' })).status, 401);
+    const [invalid] = await stack.gateway.pool.snapshot();
+    assert.equal(invalid.state, 'invalid');
+
+    const adding = await request(`${stack.gatewayUrl}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: account.refreshToken }) });
+    const added = (await adding.body.json()) as any;
+    assert.equal(adding.statusCode, 201, JSON.stringify(added));
+    assert.equal(added.account.state, 'live');
+    assert.equal(added.account.source, 'server', 'still a server account');
+    const answered = await chat(stack.gatewayUrl, { prompt: 'after the re-add' });
+    assert.equal(answered.status, 200, 'the server pool answers again');
+  });
+});
