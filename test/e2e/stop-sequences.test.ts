@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startStack, type Stack } from '../support/stack.ts';
 
@@ -79,4 +80,20 @@ test('with tools, stop cuts the plain text before a call (no call follows) but n
     assert.deepEqual(JSON.parse(call.function.arguments), { city: 'sim-city' });
     assert.equal(completion.choices[0].finish_reason, 'tool_calls');
   }
+});
+
+test('Anthropic stop_sequences: the answer ends before the first one with stop_reason stop_sequence and the matched sequence, streamed and not', async () => {
+  const anthropic = new Anthropic({ baseURL: stack.gatewayUrl, apiKey: stack.token, maxRetries: 0 });
+  const request = { model: 'kimi', max_tokens: 256, messages: [{ role: 'user' as const, content: 'hi' }], stop_sequences: ['nothing like this', '模拟'] };
+  const message = await anthropic.messages.create(request);
+  assert.deepEqual(message.content, [{ type: 'text', text: before模拟 }]);
+  assert.equal(message.stop_reason, 'stop_sequence');
+  assert.equal(message.stop_sequence, '模拟');
+  const streamed = await anthropic.messages.stream(request).finalMessage();
+  assert.equal(streamed.content[0].type === 'text' ? streamed.content[0].text : undefined, before模拟);
+  assert.equal(streamed.stop_reason, 'stop_sequence');
+  assert.equal(streamed.stop_sequence, '模拟');
+  const refused = await anthropic.messages.create({ ...request, stop_sequences: [''] }).catch((error: unknown) => error);
+  assert.ok(refused instanceof Anthropic.BadRequestError, String(refused));
+  assert.match(refused.message, /stop_sequences/);
 });

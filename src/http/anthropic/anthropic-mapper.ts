@@ -18,8 +18,8 @@ export interface AnthropicMessage {
   role: 'assistant';
   model: string;
   content: ContentBlock[];
-  stop_reason: 'end_turn' | 'max_tokens' | 'tool_use' | 'refusal' | null;
-  stop_sequence: null;
+  stop_reason: 'end_turn' | 'max_tokens' | 'tool_use' | 'refusal' | 'stop_sequence' | null;
+  stop_sequence: string | null;
   usage: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number };
 }
 
@@ -118,10 +118,11 @@ export function createAnthropicMapper(options: { model: string }): AnthropicMapp
         break;
       case 'finish':
         closeOpen(out);
-        message.stop_reason = toStopReason(event.reason);
+        message.stop_reason = event.stopSequence !== undefined ? 'stop_sequence' : toStopReason(event.reason);
+        message.stop_sequence = event.stopSequence ?? null;
         isFinished = true;
         out.push(
-          { type: 'message_delta', delta: { stop_reason: message.stop_reason, stop_sequence: null }, usage: { input_tokens: message.usage.input_tokens, output_tokens: message.usage.output_tokens } },
+          { type: 'message_delta', delta: { stop_reason: message.stop_reason, stop_sequence: message.stop_sequence }, usage: { input_tokens: message.usage.input_tokens, output_tokens: message.usage.output_tokens } },
           { type: 'message_stop' },
         );
         break;

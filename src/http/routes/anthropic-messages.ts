@@ -10,6 +10,7 @@ import type { ChatService } from '../../chat/chat-service.ts';
 import { estimateTokens } from '../../chat/estimate-tokens.ts';
 import type { ChatOutputEvent } from '../../chat/tools/tool-events.ts';
 import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts';
+import { parseStopSequences } from '../../chat/stop-sequences.ts';
 import { checkToolResults, planTools } from '../../chat/tools/tool-plan.ts';
 import { UpstreamError } from '../../errors.ts';
 import { createAnthropicMapper, type AnthropicStreamEvent } from '../anthropic/anthropic-mapper.ts';
@@ -30,6 +31,9 @@ export interface AnthropicRouteDeps {
   onRepair?: (problems: readonly string[]) => void;
 }
 
+/** Anthropic documents no maximum; a bound keeps the held-back tail and the scan cheap. */
+const maxStopSequences = 32;
+
 export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
   return withAnthropicErrors(deps, async (context) => {
     const credentials = deps.credentials.resolve(context.request.headers);
@@ -38,7 +42,7 @@ export function anthropicMessagesRoute(deps: AnthropicRouteDeps) {
     const body = parseWith(anthropicRequestSchema, value);
     context.record.model = body.model;
     const translated = translateAnthropicRequest(body);
-    const plan = planTools(translated.tools);
+    const plan = planTools({ ...translated.tools, stopSequences: parseStopSequences(body.stop_sequences, 'stop_sequences', maxStopSequences) });
     checkToolResults(translated.messages, (index) => translated.messageParams[index]);
     const stream = streamChatWithTools(
       deps.chat,
