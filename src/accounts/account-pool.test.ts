@@ -158,6 +158,27 @@ describe('waiting room', () => {
     await pool.close();
   });
 
+  test('a request waiting while one account cools and the other is busy gets the first when its cooldown ends, before any newcomer', async () => {
+    const { pool, ids } = await setup(['a', 'b'], { accountMaxConcurrency: 1, queueTimeoutMs: 3_000, clock: Date.now });
+    const [a, b] = ids;
+    const limited = await pool.lease();
+    assert.equal(limited.account.id, a);
+    await limited.reportFailure(new RateLimitError('rate_limited', 'limit', { retryAfterMs: 300 }));
+    limited.release();
+    const busy = await pool.lease();
+    assert.equal(busy.account.id, b);
+    const started = performance.now();
+    const waiter = await pool.lease();
+    assert.equal(waiter.account.id, a, 'the waiter got the account whose cooldown ended');
+    assert.ok(performance.now() - started < 1_500, `served at the cooldown's end, not at the queue timeout (${Math.round(performance.now() - started)} ms)`);
+    const newcomer = pool.lease();
+    busy.release();
+    assert.equal((await newcomer).account.id, b, 'the newcomer waited for the next free slot');
+    waiter.release();
+    (await newcomer).release();
+    await pool.close();
+  });
+
   test('a waiter whose only account starts cooling is answered at once with the cooldown', async () => {
     const { pool } = await setup(['a'], { accountMaxConcurrency: 1, queueTimeoutMs: 5_000 });
     const holder = await pool.lease();

@@ -108,6 +108,8 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
       state.coolUntil = until;
       state.coolCode = code;
     }
+    // When it ends, the account's free slots go to requests already waiting, before any newcomer.
+    setTimeout(() => slots.offerFreeSlots(id), durationMs + 1).unref();
     const mark: CooldownMark = { until, code };
     await store.set(storeKeys.cooldown(id), JSON.stringify(mark), { ttlMs: durationMs }).catch((error: unknown) => {
       log.warn({ accountId: id, err: String(error) }, 'could not store a cooldown');
@@ -145,13 +147,13 @@ export function createAccountPool(options: AccountPoolOptions): AccountPool {
     for (let round = 0; round <= ids.length * 2; round += 1) {
       const unusable = unusableError(ids);
       if (unusable) throw unusable;
-      const usable = ids.filter(isUsable);
-      const free = usable
-        .filter((id) => slots.inFlight(id) < accountMaxConcurrency)
+      const free = ids
+        .filter((candidate) => isUsable(candidate) && slots.inFlight(candidate) < accountMaxConcurrency)
         .sort((a, b) => rank(a) - rank(b));
       let id: string;
       if (free.length > 0 && slots.tryTake(free[0])) id = free[0];
-      else id = await slots.wait(usable, signal);
+      // In line for any account that is not refused, cooling ones too: the first slot freed or cooldown ended is ours.
+      else id = await slots.wait(ids.filter((candidate) => !states.get(candidate)?.invalidReason), signal);
       await directory.refreshMarks(id).catch(() => undefined);
       if (isUsable(id)) return id;
       slots.release(id); // another replica cooled it down or refused it meanwhile: choose again

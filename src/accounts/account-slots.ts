@@ -31,6 +31,8 @@ export interface AccountSlots {
   wait(candidateIds: Iterable<string>, signal?: AbortSignal): Promise<string>;
   /** Frees a slot, handing it to the first waiter that can use the account. */
   release(accountId: string): void;
+  /** An account became usable again (its cooldown ended): free slots go to the oldest waiters that can use it. */
+  offerFreeSlots(accountId: string): void;
   /** Rejects waiters for which `errorFor` returns an error (e.g. all their accounts started cooling down). */
   rejectWaiters(errorFor: (candidateIds: ReadonlySet<string>) => Error | undefined): void;
   readonly waiting: number;
@@ -104,6 +106,15 @@ export function createAccountSlots(options: AccountSlotsOptions): AccountSlots {
       const remaining = inFlight(accountId) - 1;
       if (remaining > 0) counts.set(accountId, remaining);
       else counts.delete(accountId);
+    },
+    offerFreeSlots(accountId) {
+      while (inFlight(accountId) < options.maxPerAccount && options.isUsable(accountId)) {
+        const waiter = waiters.find((item) => item.candidateIds.has(accountId));
+        if (!waiter) return;
+        remove(waiter);
+        counts.set(accountId, inFlight(accountId) + 1);
+        waiter.resolve(accountId);
+      }
     },
     rejectWaiters(errorFor) {
       for (const waiter of [...waiters]) {
