@@ -84,6 +84,30 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const continued = request.conversationId
       ? await findConversation(request.conversationId, candidates, signal)
       : undefined;
+    // Fetched (headers checked, type sniffed) before an account is leased: a slow attachment server must not hold an
+    // account's slot. Their bytes stream during the first attempt's upload; a later attempt opens them again.
+    let firstOpened: OpenedAttachment[] | undefined = await openAttachments(prompt, signal, request.spool);
+    try {
+      yield* attempts(request, prompt, model, continued, candidates, signal, meta, () => {
+        const opened = firstOpened;
+        firstOpened = undefined;
+        return opened;
+      });
+    } finally {
+      for (const attachment of firstOpened ?? []) attachment.release();
+    }
+  }
+
+  async function* attempts(
+    request: ChatRequest,
+    prompt: BuiltPrompt,
+    model: ModelChoice,
+    continued: { id: string; record: ConversationRecord } | undefined,
+    candidates: AccountRef[],
+    signal: AbortSignal,
+    meta: ChatStream['meta'],
+    takeFirstOpened: () => OpenedAttachment[] | undefined,
+  ): AsyncGenerator<ChatEventBatch> {
     const exclude = new Set<string>();
     const startedAt = clock();
     // Counted once per request, while the first upstream call is in flight.
@@ -108,7 +132,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       let isSuccess = false;
       let batches: AsyncGenerator<ChatEventBatch> | undefined;
       try {
-        batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate });
+        batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate, opened: takeFirstOpened() });
         // Hold events until the first content: until then a failure may still move to another account.
         for (let step = await batches.next(); !step.done; step = await batches.next()) {
           pending.push(...step.value);
@@ -151,19 +175,21 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     continued: { id: string; record: ConversationRecord } | undefined,
     signal: AbortSignal,
     outcome: AttemptOutcome,
-    request: { spool: ChatRequest['spool']; promptEstimate: Promise<number> | undefined },
+    request: { spool: ChatRequest['spool']; promptEstimate: Promise<number> | undefined; opened: OpenedAttachment[] | undefined },
   ): AsyncGenerator<ChatEventBatch> {
     // Only now, with the chat's lease held: a turn that never got one leaves the chat's schedule as it was.
     if (continued) await keepWhileAnswering(continued);
-    const opened = await openAttachments(prompt, signal, request.spool);
-    let session = await lease.session(signal);
-    const dialect = dialectFor(session.dialect);
+    const opened = request.opened ?? (await openAttachments(prompt, signal, request.spool));
+    let session: Session;
     let files: UploadedFile[];
     try {
-      files = await uploadAll(dialect, session, opened, signal);
+      session = await lease.session(signal);
+      files = await uploadAll(dialectFor(session.dialect), session, opened, signal);
     } finally {
+      // Also when no session could be had: an opened attachment holds a connection or a temporary file.
       for (const attachment of opened) attachment.release();
     }
+    const dialect = dialectFor(session.dialect);
     const kimiPrompt = {
       text: prompt.text,
       model,

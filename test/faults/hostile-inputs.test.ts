@@ -176,3 +176,35 @@ test('a model name no header can carry (em dash, CJK, CR/LF) is answered by the 
     await narrow.close();
   }
 });
+
+test('an attachment server that drips its file holds no account slot: a plain request behind it is answered at once, and the slow one still completes', async () => {
+  // One slot, a 2 s queue: while the slow file was fetched under the lease, the plain request timed out with 429.
+  const narrow = await startStack({ serverPool: true, env: { ACCOUNT_MAX_CONCURRENCY: '1', QUEUE_TIMEOUT_MS: '2000', ALLOW_PRIVATE_ATTACHMENT_URLS: '1' } });
+  const drip = await startTestServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/plain' });
+    let sent = 0;
+    const timer = setInterval(() => {
+      response.write('a');
+      if (++sent >= 12) {
+        clearInterval(timer);
+        response.end();
+      }
+    }, 250);
+    response.on('close', () => clearInterval(timer));
+  });
+  try {
+    const started = performance.now();
+    const slow = chat(narrow.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'read this' }, { type: 'file', file_url: { url: `${drip.origin}/slow.txt` } }] }] });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const plain = await chat(narrow.gatewayUrl, { prompt: 'plain question' });
+    const plainMs = performance.now() - started;
+    assert.equal(plain.status, 200, JSON.stringify(plain.json));
+    const slowResult = await slow;
+    assert.equal(slowResult.status, 200, JSON.stringify(slowResult.json));
+    assert.ok(plainMs < performance.now() - started, 'the plain request was answered before the slow one');
+    assert.ok(plainMs < 2_000, `answered without waiting for the slot (${Math.round(plainMs)} ms)`);
+  } finally {
+    await drip.close();
+    await narrow.close();
+  }
+});
