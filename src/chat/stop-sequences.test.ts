@@ -29,12 +29,13 @@ function source(batches: ChatOutputEvent[][]) {
 
 const text = (value: string): ChatOutputEvent => ({ type: 'text-delta', text: value });
 
-test('parseStopSequences: string or up to 4 non-empty strings; null is none; otherwise a 400 naming stop', () => {
+test('parseStopSequences: string or up to 4 non-empty strings of at most 1,000 characters; null is none; otherwise a 400 naming stop', () => {
   assert.deepEqual(parseStopSequences(undefined, 'stop'), []);
   assert.deepEqual(parseStopSequences(null, 'stop'), []);
   assert.deepEqual(parseStopSequences('\nObservation', 'stop'), ['\nObservation']);
   assert.deepEqual(parseStopSequences(['a', 'b', 'a'], 'stop'), ['a', 'b']);
-  for (const bad of ['', [''], ['a', 'b', 'c', 'd', 'e'], [1], 5, { a: 1 }]) {
+  assert.equal(parseStopSequences('x'.repeat(1_000), 'stop')[0].length, 1_000);
+  for (const bad of ['', [''], ['a', 'b', 'c', 'd', 'e'], [1], 5, { a: 1 }, 'x'.repeat(1_001), ['ok', 'y'.repeat(200_000)]]) {
     assert.throws(() => parseStopSequences(bad, 'stop'), (error: { status?: number; param?: string }) => error.status === 400 && error.param === 'stop', JSON.stringify(bad));
   }
   assert.deepEqual(parseStopSequences(['a', 'b', 'c', 'd', 'e'], 'stop_sequences', 8).length, 5);

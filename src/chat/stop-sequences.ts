@@ -12,6 +12,12 @@ import type { ChatOutputEvent } from './tools/tool-events.ts';
 /** OpenAI accepts up to 4 sequences; Anthropic documents no limit, so its route passes its own. */
 export const MAX_OPENAI_STOP_SEQUENCES = 4;
 
+/**
+ * Characters per sequence. Agents send short markers (`\nObservation:`); the scan holds back a tail as long as the
+ * longest sequence and searches it on every text event, so a sequence of megabytes would cost time per event.
+ */
+export const MAX_STOP_SEQUENCE_CHARS = 1_000;
+
 type UsageEvent = Extract<ChatOutputEvent, { type: 'usage' }>;
 
 export interface StopSequenceOptions {
@@ -33,8 +39,10 @@ export function parseStopSequences(value: unknown, param: string, maxCount = MAX
   if (!Array.isArray(list)) throw new InvalidRequestError(`${param} must be a string or an array of strings.`, { param });
   if (list.length > maxCount) throw new InvalidRequestError(`${param} has ${list.length} sequences; at most ${maxCount} are accepted.`, { param });
   list.forEach((sequence: unknown, index) => {
-    if (typeof sequence !== 'string' || sequence.length === 0) {
-      throw new InvalidRequestError(`${param}${Array.isArray(value) ? `[${index}]` : ''} must be a non-empty string.`, { param });
+    const where = `${param}${Array.isArray(value) ? `[${index}]` : ''}`;
+    if (typeof sequence !== 'string' || sequence.length === 0) throw new InvalidRequestError(`${where} must be a non-empty string.`, { param });
+    if (sequence.length > MAX_STOP_SEQUENCE_CHARS) {
+      throw new InvalidRequestError(`${where} is ${sequence.length} characters long; at most ${MAX_STOP_SEQUENCE_CHARS} are accepted.`, { param });
     }
   });
   return [...new Set(list as string[])];
