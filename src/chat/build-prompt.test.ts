@@ -29,6 +29,17 @@ test('a continuation sends only the turn after the last assistant message', () =
   assert.equal(buildPrompt(messages, { isContinuation: true }).text, 'new question');
 });
 
+test('a continuation whose last message is an assistant prefill keeps the new question before it', () => {
+  const messages: ChatMessage[] = [
+    { role: 'user', content: 'old question' },
+    { role: 'assistant', content: 'old answer' },
+    { role: 'user', content: 'new question' },
+    { role: 'assistant', content: 'Sure, the answer is' },
+  ];
+  assert.equal(buildPrompt(messages, { isContinuation: true }).text, 'user: new question\n\nassistant: Sure, the answer is');
+  assert.equal(buildPrompt(messages.slice(2), { isContinuation: true }).text, 'user: new question\n\nassistant: Sure, the answer is');
+});
+
 test('attachments in any message are collected; on a continuation only the new turn and last user message', () => {
   const messages: ChatMessage[] = [
     { role: 'user', content: [{ type: 'text', text: 'see' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }] },

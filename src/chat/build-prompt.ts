@@ -74,11 +74,16 @@ function resultLabel(message: ChatMessage): string {
 
 /**
  * On a continuation, the new turn starts after the last assistant message (its tool results and
- * the new user message); Kimi already holds everything before it.
+ * the new user message); Kimi already holds everything before it. An assistant message at the very end is
+ * the client's prefill for this turn, not an earlier answer: the turn then starts after the assistant message
+ * before the last user message, so the new question is not lost.
  */
 function firstIndexOfCurrentTurn(messages: ChatMessage[]): number {
-  const lastAssistant = findLastIndex(messages, (message) => message.role === 'assistant');
-  return lastAssistant + 1 < messages.length ? lastAssistant + 1 : messages.length - 1;
+  const isAssistant = (message: ChatMessage) => message.role === 'assistant';
+  const endsWithPrefill = isAssistant(messages[messages.length - 1]);
+  const lastUser = findLastIndex(messages, (message) => message.role === 'user');
+  const answeredBefore = endsWithPrefill && lastUser >= 0 ? findLastIndex(messages.slice(0, lastUser), isAssistant) : findLastIndex(messages, isAssistant);
+  return answeredBefore + 1 < messages.length ? answeredBefore + 1 : messages.length - 1;
 }
 
 function collectAttachments(messages: ChatMessage[], turnStart: number, lastUserIndex: number): AttachmentReference[] {
