@@ -14,6 +14,7 @@ import { refuseOversizedHeaders } from './server-options.ts';
 
 export interface Route {
   method: 'GET' | 'POST' | 'DELETE';
+  /** An exact path, or `/prefix/*` for every path one segment below `/prefix` (the handler reads `context.path`). */
   path: string;
   handler: RouteHandler;
 }
@@ -113,7 +114,7 @@ export function createApp(options: AppOptions): App {
     if (isDraining) throw new ServiceUnavailableError('The gateway is shutting down; retry on another instance.', { retryAfterMs: 1000 });
     // HEAD is GET without the body (node:http leaves the body out): what uptime checks send.
     const method = request.method === 'HEAD' ? 'GET' : request.method;
-    const route = routeTable.get(`${method} ${path}`);
+    const route = routeTable.get(`${method} ${path}`) ?? routeTable.get(`${method} ${path.slice(0, path.lastIndexOf('/'))}/*`);
     if (route) return route.handler(context);
     if (knownPaths.has(path)) {
       const allowed = options.routes.filter((candidate) => candidate.path === path).map((candidate) => candidate.method);

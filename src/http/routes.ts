@@ -7,7 +7,7 @@ import type { ModelCatalog } from '../chat/model-catalog.ts';
 import type { CatalogModel } from '../upstream/dialect.ts';
 import type { Route } from './app.ts';
 import type { CredentialResolver } from './credentials.ts';
-import { healthRoute, modelsRoute, pingRoute, tokenCheckRoute } from './routes/basic-routes.ts';
+import { healthRoute, modelRoute, modelsRoute, pingRoute, tokenCheckRoute } from './routes/basic-routes.ts';
 import { chatCompletionsRoute } from './routes/chat-completions.ts';
 import { addAccountRoute, listAccountsRoute, metricsRoute, statusPageRoute, statusRoute, type OperatorDeps } from './routes/operator-routes.ts';
 
@@ -30,6 +30,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
   return [
     { method: 'POST', path: '/v1/chat/completions', handler: chatCompletionsRoute({ chat: deps.chat, credentials: deps.credentials, bodyLimitBytes: deps.bodyLimitBytes }) },
     { method: 'GET', path: '/v1/models', handler: modelsRoute(deps.catalog, deps.upstreamModels, deps.credentials) },
+    { method: 'GET', path: '/v1/models/*', handler: modelRoute(deps.catalog) },
     { method: 'POST', path: '/token/check', handler: tokenCheckRoute({ checkToken: deps.checkToken, bodyLimitBytes: deps.bodyLimitBytes }) },
     { method: 'GET', path: '/ping', handler: pingRoute() },
     { method: 'GET', path: '/healthz', handler: healthRoute(deps.isShuttingDown) },

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
 import { startStack, type Stack } from '../support/stack.ts';
 
 interface Envelope {
@@ -113,6 +114,16 @@ describe('bad input and edge routes', () => {
     const ids = body.data.map((model) => model.id);
     assert.equal(body.object, 'list');
     for (const id of ['kimi', 'kimi-search', 'kimi-thinking', 'kimi-silent_search', 'k2d6-chat', 'k3-agent']) assert.ok(ids.includes(id), id);
+  });
+
+  test('GET /v1/models/{id} (openai models.retrieve): a known model by name, 404 model_not_found otherwise', async () => {
+    const client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.token, maxRetries: 0 });
+    for (const id of ['kimi', 'kimi-thinking-search', 'k2d6-chat']) assert.deepEqual(await client.models.retrieve(id), { id, object: 'model', created: 1_700_000_000, owned_by: 'kimi-free-api' });
+    const missing = await client.models.retrieve('gpt-4o').catch((error: unknown) => error);
+    assert.ok(missing instanceof OpenAI.NotFoundError, String(missing));
+    assert.equal((missing.error as { code?: string }).code, 'model_not_found');
+    const odd = await fetch(`${stack.gatewayUrl}/v1/models/%E0%A4%A`);
+    assert.equal(odd.status, 404, 'a malformed escape is a 404, not a crash');
   });
 
   test('a client disconnect aborts the upstream stream within 100 ms', async () => {
