@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { simulatedReply } from '../../simulator/reply-text.ts';
+import { startSimulator } from '../../simulator/simulator.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 describe('legacy dialect', () => {
@@ -99,6 +101,29 @@ describe('dialect choice (§10.1)', () => {
       assert.equal(isLegacyPath(await pathsFor(stack, stack.tokens[0], 'forced legacy')), true);
     } finally {
       await stack.close();
+    }
+  });
+
+  test('§10.1: a user-center refresh token the legacy host refuses is refreshed by the current host\'s GET path, never declared invalid', async () => {
+    const simulator = await startSimulator();
+    const legacyHost = await startFaultProxy(simulator.url);
+    legacyHost.setRule({
+      path: /\/api\/auth\/token\/refresh$/,
+      rewrite: () => ({ status: 401, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"error_type":"auth.token.invalid","message":"您的授权已过期，请重新登录"}') }),
+    });
+    const stack = await startStack({ existingSimulator: simulator, tokenKind: 'legacy', env: { KIMI_LEGACY_BASE_URL: legacyHost.url } });
+    try {
+      const client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.token, maxRetries: 0 });
+      const completion = await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'fall back' }] });
+      assert.equal(completion.choices[0].message.content, simulatedReply({ userText: 'fall back', turn: 1 }).text);
+      assert.equal(legacyHost.matched, 1, 'the legacy host was asked first and refused');
+      const refreshes = simulator.requests.filter((request) => /refresh/i.test(request.path)).map((request) => `${request.method} ${request.path}`);
+      // The fault proxy forwards the legacy host's call before rewriting its answer, so the simulator sees it too.
+      assert.deepEqual(refreshes, ['GET /api/auth/token/refresh', 'GET /api/auth/token/refresh'], 'then the current host, by the web GET path, not the account service');
+    } finally {
+      await stack.close();
+      await legacyHost.close();
+      await simulator.close();
     }
   });
 });

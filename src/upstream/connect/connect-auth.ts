@@ -82,8 +82,11 @@ const tokenPairSchema = z.looseObject({
 });
 
 export async function refreshSession(settings: ConnectSettings, refreshToken: string, mode: RefreshMode, signal: AbortSignal): Promise<SessionGrant> {
-  const identity = identityFromClaims(decodeJwtClaims(refreshToken));
-  if (mode === 'web-get') return refreshWithWebGet(settings, refreshToken, identity, signal);
+  const claims = decodeJwtClaims(refreshToken);
+  const identity = identityFromClaims(claims);
+  // A user-center refresh token (the 2024 site's) is refreshed on the current host by the web GET path only: the
+  // account service refuses it, and §10.1 asks for this path before the token is declared invalid.
+  if (mode === 'web-get' || (mode === 'auto' && claims?.iss === 'user-center')) return refreshWithWebGet(settings, refreshToken, identity, signal);
   const response = await settings.http.send({
     url: `${settings.authUrl}/api/account.gateway.v1.AuthService/RefreshToken`,
     method: 'POST',
