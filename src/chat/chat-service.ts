@@ -179,12 +179,22 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   ): AsyncGenerator<ChatEventBatch> {
     // Only now, with the chat's lease held: a turn that never got one leaves the chat's schedule as it was.
     if (continued) await keepWhileAnswering(continued);
-    const opened = request.opened ?? (await openAttachments(prompt, signal, request.spool));
+    let opened = request.opened ?? (await openAttachments(prompt, signal, request.spool));
     let session: Session;
     let files: UploadedFile[];
     try {
       session = await lease.session(signal);
-      files = await uploadAll(dialectFor(session.dialect), session, opened, signal);
+      try {
+        files = await uploadAll(dialectFor(session.dialect), session, opened, signal);
+      } catch (error) {
+        if (!(error instanceof AuthenticationError && error.blamesAccount)) throw error;
+        // Kimi refused the access token during an upload: one refresh, then the uploads again from fresh reads of
+        // the files (a body is read once), as for the chat itself (spec §3.4).
+        for (const attachment of opened) attachment.release();
+        opened = await openAttachments(prompt, signal, request.spool);
+        session = await lease.refreshAfterAuthFailure(signal);
+        files = await uploadAll(dialectFor(session.dialect), session, opened, signal);
+      }
     } finally {
       // Also when no session could be had: an opened attachment holds a connection or a temporary file.
       for (const attachment of opened) attachment.release();
@@ -237,6 +247,13 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         if (!mayRefresh) throw error;
         // The access token was refused: one refresh, then the same request again (spec §3.4).
         session = await lease.refreshAfterAuthFailure(signal);
+        // A chat the refused attempt created (the legacy dialect creates it first) would be left behind: the retry
+        // makes its own, which is the one kept for continuation.
+        if (outcome.conversationId && !continued) {
+          if (options.retentionSeconds >= 0) track(deleteConversation(lease.account, outcome.conversationId, session));
+          outcome.conversationId = undefined;
+          outcome.messageId = undefined;
+        }
       }
     }
   }

@@ -8,7 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { simulatedReply } from '../../simulator/reply-text.ts';
 import { startSimulator } from '../../simulator/simulator.ts';
+import { buildPng } from '../support/attachment-samples.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
+import { chat } from '../support/gateway-client.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 describe('legacy dialect', () => {
@@ -124,6 +126,46 @@ describe('dialect choice (§10.1)', () => {
       await stack.close();
       await legacyHost.close();
       await simulator.close();
+    }
+  });
+
+  test('§3.4 a 401 on a legacy upload refreshes once and uploads again; the account stays live', async () => {
+    const simulator = await startSimulator();
+    const legacyHost = await startFaultProxy(simulator.url);
+    let refused = 0;
+    legacyHost.setRule({
+      path: /\/api\/pre-sign-url$/,
+      rewrite: (answer) => (refused++ === 0 ? { status: 401, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"error_type":"auth.token.invalid","message":"您的授权已过期，请重新登录"}') } : answer),
+    });
+    const stack = await startStack({ existingSimulator: simulator, tokenKind: 'legacy', serverPool: true, env: { KIMI_LEGACY_BASE_URL: legacyHost.url } });
+    try {
+      const png = `data:image/png;base64,${buildPng(2, 2).toString('base64')}`;
+      const answered = await chat(stack.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'see' }, { type: 'image_url', image_url: { url: png } }] }] });
+      assert.equal(answered.status, 200, JSON.stringify(answered.json));
+      assert.match(answered.text, /^Simulated reply to/);
+      assert.equal(legacyHost.matched, 2, 'the refused pre-sign, then the one after the refresh');
+      const [state] = await stack.gateway.pool.snapshot();
+      assert.equal(state.state, 'live', 'one refused upload does not make the account invalid');
+      assert.equal((await chat(stack.gatewayUrl, { prompt: 'again' })).status, 200);
+    } finally {
+      await stack.close();
+      await legacyHost.close();
+      await simulator.close();
+    }
+  });
+
+  test('§10.3 a legacy chat created by an attempt Kimi refused with 401 is deleted too (CHAT_RETENTION_SECONDS=0)', async () => {
+    const stack = await startStack({ tokenKind: 'legacy', serverPool: true, env: { CHAT_RETENTION_SECONDS: '0' } });
+    try {
+      const [account] = stack.accounts;
+      stack.simulator.setScenario('unauthenticated', { userId: account.userId, times: 1 });
+      assert.equal((await chat(stack.gatewayUrl, { prompt: 'refused once' })).status, 200);
+      await stack.gateway.chat.idle();
+      const chats = stack.simulator.chats(account.userId);
+      assert.equal(chats.length, 2, 'the refused attempt made a chat, the retry another');
+      assert.deepEqual(chats.filter((item) => !item.deleted).map((item) => item.id), [], 'none is left behind');
+    } finally {
+      await stack.close();
     }
   });
 });
