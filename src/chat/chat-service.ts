@@ -86,86 +86,74 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       : undefined;
     // Fetched (headers checked, type sniffed) before an account is leased: a slow attachment server must not hold an
     // account's slot. Their bytes stream during the first attempt's upload; a later attempt opens them again.
-    let firstOpened: OpenedAttachment[] | undefined = await openAttachments(prompt, signal, request.spool);
+    let firstOpened: OpenedAttachment[] | undefined = prompt.attachments.length > 0 ? await openAttachments(prompt, signal, request.spool) : undefined;
+    const takeFirstOpened = () => {
+      const opened = firstOpened;
+      firstOpened = undefined;
+      return opened;
+    };
     try {
-      yield* attempts(request, prompt, model, continued, candidates, signal, meta, () => {
-        const opened = firstOpened;
-        firstOpened = undefined;
-        return opened;
-      });
+      const exclude = new Set<string>();
+      const startedAt = clock();
+      // Counted once per request, while the first upstream call is in flight.
+      const promptEstimate = request.estimateUsage !== false ? estimateWhileWaiting(prompt.text) : undefined;
+      let lastError: unknown;
+      let soonestRetryAfterMs = Number.POSITIVE_INFINITY;
+      for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
+        if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
+        let lease: AccountLease;
+        try {
+          lease = await options.accounts.lease({ candidates, conversation: continued && { id: continued.id, accountId: continued.record.accountId }, exclude, signal });
+        } catch (error) {
+          // Every account has been tried: the last upstream failure says more than "no account left".
+          if (lastError !== undefined && (error as GatewayError).code === 'no_account_left') throw withSoonestRetry(lastError, soonestRetryAfterMs);
+          throw error;
+        }
+        meta.accountId = lease.account.id;
+        meta.attempts = attempt;
+        const pending: ChatEvent[] = [];
+        let hasDelivered = false;
+        const outcome: AttemptOutcome = {};
+        let isSuccess = false;
+        let batches: AsyncGenerator<ChatEventBatch> | undefined;
+        try {
+          batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate, opened: takeFirstOpened() });
+          // Hold events until the first content: until then a failure may still move to another account.
+          for (let step = await batches.next(); !step.done; step = await batches.next()) {
+            pending.push(...step.value);
+            if (step.value.some(isContentEvent)) {
+              hasDelivered = true;
+              break;
+            }
+          }
+          if (pending.length > 0) yield pending.splice(0);
+          // Then delegate: one generator hop less per batch than re-yielding in a loop.
+          if (hasDelivered) yield* batches;
+          isSuccess = true;
+          lease.reportSuccess();
+          return;
+        } catch (error) {
+          lastError = error;
+          if (error instanceof RateLimitError && error.retryAfterMs !== undefined) soonestRetryAfterMs = Math.min(soonestRetryAfterMs, error.retryAfterMs);
+          if (!isAbortError(error)) options.onAttemptError?.(error, lease.account.dialect);
+          // Whatever happens to this request next, the pool learns what the account was told (a cooldown, a refused
+          // token): a continued turn or an answer cut after its first text must not leave a limited account in use.
+          if (!isAbortError(error) && !signal.aborted) await lease.reportFailure(error);
+          if (hasDelivered || isAbortError(error) || signal.aborted || continued || !canFailOver(error)) throw error;
+          exclude.add(lease.account.id);
+          options.log.warn({ account: lease.account.id, code: (error as GatewayError).code, attempt }, 'attempt failed before the first byte; trying another account');
+        } finally {
+          // A consumer that left while the held events were handed over never reached the attempt: close it, so
+          // the upstream body is released with the lease rather than at its idle timeout.
+          await batches?.return(undefined).catch(() => undefined);
+          await finishConversation(lease, outcome, continued, hasDelivered || isSuccess);
+          lease.release();
+        }
+      }
+      throw withSoonestRetry(lastError, soonestRetryAfterMs);
     } finally {
       for (const attachment of firstOpened ?? []) attachment.release();
     }
-  }
-
-  async function* attempts(
-    request: ChatRequest,
-    prompt: BuiltPrompt,
-    model: ModelChoice,
-    continued: { id: string; record: ConversationRecord } | undefined,
-    candidates: AccountRef[],
-    signal: AbortSignal,
-    meta: ChatStream['meta'],
-    takeFirstOpened: () => OpenedAttachment[] | undefined,
-  ): AsyncGenerator<ChatEventBatch> {
-    const exclude = new Set<string>();
-    const startedAt = clock();
-    // Counted once per request, while the first upstream call is in flight.
-    const promptEstimate = request.estimateUsage !== false ? estimateWhileWaiting(prompt.text) : undefined;
-    let lastError: unknown;
-    let soonestRetryAfterMs = Number.POSITIVE_INFINITY;
-    for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
-      if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
-      let lease: AccountLease;
-      try {
-        lease = await options.accounts.lease({ candidates, conversation: continued && { id: continued.id, accountId: continued.record.accountId }, exclude, signal });
-      } catch (error) {
-        // Every account has been tried: the last upstream failure says more than "no account left".
-        if (lastError !== undefined && (error as GatewayError).code === 'no_account_left') throw withSoonestRetry(lastError, soonestRetryAfterMs);
-        throw error;
-      }
-      meta.accountId = lease.account.id;
-      meta.attempts = attempt;
-      const pending: ChatEvent[] = [];
-      let hasDelivered = false;
-      const outcome: AttemptOutcome = {};
-      let isSuccess = false;
-      let batches: AsyncGenerator<ChatEventBatch> | undefined;
-      try {
-        batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate, opened: takeFirstOpened() });
-        // Hold events until the first content: until then a failure may still move to another account.
-        for (let step = await batches.next(); !step.done; step = await batches.next()) {
-          pending.push(...step.value);
-          if (step.value.some(isContentEvent)) {
-            hasDelivered = true;
-            break;
-          }
-        }
-        if (pending.length > 0) yield pending.splice(0);
-        // Then delegate: one generator hop less per batch than re-yielding in a loop.
-        if (hasDelivered) yield* batches;
-        isSuccess = true;
-        lease.reportSuccess();
-        return;
-      } catch (error) {
-        lastError = error;
-        if (error instanceof RateLimitError && error.retryAfterMs !== undefined) soonestRetryAfterMs = Math.min(soonestRetryAfterMs, error.retryAfterMs);
-        if (!isAbortError(error)) options.onAttemptError?.(error, lease.account.dialect);
-        // Whatever happens to this request next, the pool learns what the account was told (a cooldown, a refused
-        // token): a continued turn or an answer cut after its first text must not leave a limited account in use.
-        if (!isAbortError(error) && !signal.aborted) await lease.reportFailure(error);
-        if (hasDelivered || isAbortError(error) || signal.aborted || continued || !canFailOver(error)) throw error;
-        exclude.add(lease.account.id);
-        options.log.warn({ account: lease.account.id, code: (error as GatewayError).code, attempt }, 'attempt failed before the first byte; trying another account');
-      } finally {
-        // A consumer that left while the held events were handed over never reached the attempt: close it, so
-        // the upstream body is released with the lease rather than at its idle timeout.
-        await batches?.return(undefined).catch(() => undefined);
-        await finishConversation(lease, outcome, continued, hasDelivered || isSuccess);
-        lease.release();
-      }
-    }
-    throw withSoonestRetry(lastError, soonestRetryAfterMs);
   }
 
   async function* attemptOnce(
@@ -179,7 +167,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   ): AsyncGenerator<ChatEventBatch> {
     // Only now, with the chat's lease held: a turn that never got one leaves the chat's schedule as it was.
     if (continued) await keepWhileAnswering(continued);
-    let opened = request.opened ?? (await openAttachments(prompt, signal, request.spool));
+    let opened = request.opened ?? (prompt.attachments.length > 0 ? await openAttachments(prompt, signal, request.spool) : []);
     let session: Session;
     let files: UploadedFile[];
     try {
