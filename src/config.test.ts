@@ -43,3 +43,23 @@ test('environment wins over the config file; token lists split on commas and new
   writeFileSync(file, JSON.stringify({ NOPE: 1 }));
   assert.throws(() => loadConfig({ env: {}, configFile: file }), /Unknown setting NOPE/);
 });
+
+test('a blank value (Compose "X=${X}", an empty env-file line, null in the file) means the default, never 0', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kfa-config-'));
+  const file = join(folder, 'config.json');
+  writeFileSync(file, JSON.stringify({ SHUTDOWN_GRACE_MS: null, QUEUE_TIMEOUT_MS: ' ' }));
+  const config = loadConfig({ env: { PORT: '', CHAT_RETENTION_SECONDS: '', ACCOUNT_MAX_CONCURRENCY: '  ', REDIS_URL: '' }, configFile: file });
+  assert.equal(config.PORT, 8000);
+  assert.equal(config.CHAT_RETENTION_SECONDS, 600);
+  assert.equal(config.ACCOUNT_MAX_CONCURRENCY, 2);
+  assert.equal(config.SHUTDOWN_GRACE_MS, 30000);
+  assert.equal(config.QUEUE_TIMEOUT_MS, 30000);
+  assert.equal(config.REDIS_URL, undefined);
+});
+
+test('a millisecond setting longer than a Node timer can hold is refused, naming it (it would fire at once)', () => {
+  for (const key of ['QUEUE_TIMEOUT_MS', 'UPSTREAM_IDLE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'REQUEST_TIMEOUT_MS', 'ACCOUNT_COOLDOWN_MS']) {
+    assert.throws(() => loadConfig({ env: { [key]: '2147483648' } }), new RegExp(`Invalid setting ${key}`));
+    assert.equal(loadConfig({ env: { [key]: '2147483647' } })[key as 'QUEUE_TIMEOUT_MS'], 2147483647);
+  }
+});

@@ -8,6 +8,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** The longest delay a Node timer holds; a larger one fires at once (TimeoutOverflowWarning), not later. */
+const maxTimerMs = 2 ** 31 - 1;
+const milliseconds = (min: number) => integer(min, maxTimerMs);
 const flag = z
   .union([z.boolean(), z.string()])
   .transform((value, context) => {
@@ -42,20 +45,20 @@ export const settingsSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
   CHAT_RETENTION_SECONDS: integer(-1).default(600),
   ATTACHMENT_MAX_BYTES: integer(1).default(104_857_600),
-  ATTACHMENT_PARSE_TIMEOUT_MS: integer(100).default(120_000),
+  ATTACHMENT_PARSE_TIMEOUT_MS: milliseconds(100).default(120_000),
   ALLOW_PRIVATE_ATTACHMENT_URLS: flag.default(false),
   ACCOUNT_MAX_CONCURRENCY: integer(1, 64).default(2),
-  ACCOUNT_COOLDOWN_MS: integer(0).default(60_000),
+  ACCOUNT_COOLDOWN_MS: milliseconds(0).default(60_000),
   FAILOVER_MAX_ATTEMPTS: integer(1, 10).default(3),
-  FAILOVER_BUDGET_MS: integer(100).default(20_000),
+  FAILOVER_BUDGET_MS: milliseconds(100).default(20_000),
   QUEUE_MAX: integer(0).default(100),
-  QUEUE_TIMEOUT_MS: integer(0).default(30_000),
-  UPSTREAM_CONNECT_TIMEOUT_MS: integer(1).default(10_000),
-  UPSTREAM_FIRST_BYTE_TIMEOUT_MS: integer(1).default(60_000),
-  UPSTREAM_IDLE_TIMEOUT_MS: integer(1).default(120_000),
-  SHUTDOWN_GRACE_MS: integer(0).default(30_000),
+  QUEUE_TIMEOUT_MS: milliseconds(0).default(30_000),
+  UPSTREAM_CONNECT_TIMEOUT_MS: milliseconds(1).default(10_000),
+  UPSTREAM_FIRST_BYTE_TIMEOUT_MS: milliseconds(1).default(60_000),
+  UPSTREAM_IDLE_TIMEOUT_MS: milliseconds(1).default(120_000),
+  SHUTDOWN_GRACE_MS: milliseconds(0).default(30_000),
   BODY_LIMIT_BYTES: integer(1024).default(150 * 1024 * 1024),
-  REQUEST_TIMEOUT_MS: integer(100).default(600_000),
+  REQUEST_TIMEOUT_MS: milliseconds(100).default(600_000),
   CORS_ORIGINS: list.default([]),
   TRUST_PROXY: flag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -98,7 +101,9 @@ export function loadConfig(input: LoadConfigInput): Config {
       throw new ConfigError(`Unknown setting ${key}. Known KIMI_* settings: ${[...knownKeys].filter((name) => name.startsWith('KIMI_')).join(', ')}.`);
     }
   }
-  const merged = { ...fromFile, ...input.overrides, ...fromEnv };
+  // A blank value is an unset one: Compose's `X=${X}` and an empty line in an env file mean "use the default", and
+  // z.coerce.number() would read "" as 0 (PORT= served on a random port, CHAT_RETENTION_SECONDS= deleted every chat).
+  const merged = withoutBlanks({ ...withoutBlanks(fromFile), ...withoutBlanks(input.overrides ?? {}), ...withoutBlanks(fromEnv) });
   const parsed = settingsSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -108,6 +113,10 @@ export function loadConfig(input: LoadConfigInput): Config {
   const settings = parsed.data;
   const fileTokens = settings.KIMI_TOKENS_FILE ? readTokensFile(settings.KIMI_TOKENS_FILE) : [];
   return Object.freeze({ ...settings, serverTokens: Object.freeze([...settings.KIMI_TOKENS, ...fileTokens]) });
+}
+
+function withoutBlanks(values: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== null && !(typeof value === 'string' && value.trim() === '')));
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
