@@ -30,6 +30,7 @@ export interface AppOptions {
 }
 
 export interface FinishedRequest {
+  /** The route pattern that answered, or `unmatched`. */
   route: string;
   method: string;
   status: number;
@@ -115,7 +116,10 @@ export function createApp(options: AppOptions): App {
     // HEAD is GET without the body (node:http leaves the body out): what uptime checks send.
     const method = request.method === 'HEAD' ? 'GET' : request.method;
     const route = routeTable.get(`${method} ${path}`) ?? routeTable.get(`${method} ${path.slice(0, path.lastIndexOf('/'))}/*`);
-    if (route) return route.handler(context);
+    if (route) {
+      context.record.route = route.path;
+      return route.handler(context);
+    }
     if (knownPaths.has(path)) {
       const allowed = options.routes.filter((candidate) => candidate.path === path).map((candidate) => candidate.method);
       throw new GatewayError({ status: 405, type: 'invalid_request_error', code: 'method_not_allowed', message: `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}.` });
@@ -146,7 +150,8 @@ export function createApp(options: AppOptions): App {
     const { record, response, request } = context;
     const durationMs = Date.now() - startedAt;
     const finished: FinishedRequest = {
-      route: context.path,
+      // Unmatched paths (scanners, typos) share one value: a label per path would grow the metrics without bound.
+      route: record.route ?? 'unmatched',
       method: request.method ?? 'GET',
       // 499 (as nginx logs it): the client left before any answer, so the default 200 would be a lie.
       status: response.headersSent ? response.statusCode : 499,
@@ -157,7 +162,7 @@ export function createApp(options: AppOptions): App {
       durationMs,
     };
     const outcome = record.outcome ?? (response.writableFinished ? 'completed' : 'client-closed');
-    options.log.info({ requestId: context.requestId, ...finished, outcome, client: clientAddress(request, options.trustProxy === true) }, 'request');
+    options.log.info({ requestId: context.requestId, ...finished, path: context.path.slice(0, 200), outcome, client: clientAddress(request, options.trustProxy === true) }, 'request');
     options.onRequestDone?.(finished);
   }
 

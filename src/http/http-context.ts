@@ -6,6 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface RequestRecord {
+  /** The route pattern that answered (`/v1/models/*`), for metrics: a fixed set, unlike the paths clients send. */
+  route?: string;
   model?: string;
   account?: string;
   firstByteAt?: number;

@@ -32,6 +32,20 @@ describe('operations', () => {
     assert.match(text, /token_refreshes_total\{result="rotated"\} 1/, 'the first request refreshed (and rotated) the token once');
   });
 
+  test('metrics label requests by route pattern: scanners and /v1/models/<anything> add no series (the log keeps the path)', async () => {
+    for (let index = 0; index < 40; index += 1) {
+      await (await fetch(`${stack.gatewayUrl}/scan-${index}/wp-admin.php`)).body?.cancel();
+      await (await fetch(`${stack.gatewayUrl}/v1/models/probe-${index}`)).body?.cancel();
+    }
+    const text = await (await fetch(`${stack.gatewayUrl}/metrics`)).text();
+    const routes = new Set([...text.matchAll(/^http_requests_total\{[^}]*route="([^"]*)"/gm)].map((match) => match[1]));
+    assert.ok(routes.has('unmatched') && routes.has('/v1/models/*'), [...routes].join(' '));
+    assert.ok(routes.size <= 8, `a fixed set of routes: ${[...routes].join(' ')}`);
+    assert.ok(!text.includes('scan-3') && !text.includes('probe-3'), 'no client path became a label');
+    const lines = stack.logs().split('\n').filter((line) => line.includes('"msg":"request"') && line.includes('/scan-3/'));
+    assert.equal(lines.length, 1, 'the request log still names the path');
+  });
+
   test('CORS: allowed origins get the headers and preflight, others get none', async () => {
     const preflight = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://chat.example.com' } });
     assert.equal(preflight.status, 204);
