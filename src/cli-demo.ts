@@ -35,7 +35,8 @@ export async function runDemoCommand(load: (extraEnv: NodeJS.ProcessEnv) => Conf
   });
   const { startGateway } = await import('./main.ts');
   const gateway = await startGateway(config, { handleSignals: true, version, onClose: () => simulator.close() });
-  const base = `http://127.0.0.1:${gateway.port}`;
+  // The gateway's own URL: the address it listens on (HOST=::1 is not reachable as 127.0.0.1), loopback for a wildcard.
+  const base = gateway.url;
   process.stdout.write(
     [
       '',

@@ -31,7 +31,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
     { method: 'POST', path: '/v1/chat/completions', handler: chatCompletionsRoute({ chat: deps.chat, credentials: deps.credentials, bodyLimitBytes: deps.bodyLimitBytes }) },
     { method: 'GET', path: '/v1/models', handler: modelsRoute(deps.catalog, deps.upstreamModels, deps.credentials) },
     { method: 'GET', path: '/v1/models/*', handler: modelRoute(deps.catalog) },
-    { method: 'POST', path: '/token/check', handler: tokenCheckRoute({ checkToken: deps.checkToken, bodyLimitBytes: deps.bodyLimitBytes }) },
+    { method: 'POST', path: '/token/check', handler: tokenCheckRoute({ checkToken: deps.checkToken, bodyLimitBytes: deps.bodyLimitBytes, credentials: deps.credentials }) },
     { method: 'GET', path: '/ping', handler: pingRoute() },
     { method: 'GET', path: '/healthz', handler: healthRoute(deps.isShuttingDown) },
     { method: 'GET', path: '/metrics', handler: metricsRoute(operator) },

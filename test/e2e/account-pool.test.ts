@@ -119,6 +119,13 @@ test('API_KEYS: no or wrong key → 401 invalid_api_key; a key uses the server p
     const adding = await request(`${stack.gatewayUrl}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'x' }) });
     assert.equal(adding.statusCode, 401, 'POST /v1/accounts needs the key too');
     await adding.body.dump();
+    // /token/check makes the gateway call Kimi with the given token: key holders only.
+    const checkBody = JSON.stringify({ token: stack.tokens[0] });
+    const unkeyed = await request(`${stack.gatewayUrl}/token/check`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: checkBody });
+    assert.equal(unkeyed.statusCode, 401, 'POST /token/check needs the key');
+    assert.equal(((await unkeyed.body.json()) as any).error.code, 'invalid_api_key');
+    const keyed = await request(`${stack.gatewayUrl}/token/check`, { method: 'POST', headers: { 'content-type': 'application/json', ...bearer('gateway-key-one') }, body: checkBody });
+    assert.deepEqual(await keyed.body.json(), { live: true });
 
     const listing = await request(`${stack.gatewayUrl}/v1/accounts`, { headers: bearer('gateway-key-one') });
     assert.equal(listing.statusCode, 200);

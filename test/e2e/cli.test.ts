@@ -301,3 +301,29 @@ test('check takes KIMI_TOKENS entries in quotes or as kimi-auth= cookie strings,
   }
   assertPrintsNoToken(run, [quoted, cookie]);
 });
+
+test('demo prints commands that work where the gateway listens (HOST=::1 included), and stops on Ctrl+C', async () => {
+  const { spawn } = await import('node:child_process');
+  const { CLI_PATH } = await import('../support/run-cli.ts');
+  const folder = mkdtempSync(join(tmpdir(), 'kfa-demo-'));
+  const child = spawn(process.execPath, [CLI_PATH, 'demo'], {
+    env: { ...process.env, HOST: '::1', PORT: '0', STATE_FILE: join(folder, 'state.json'), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    assert.ok(await waitUntil(() => output.includes('Press Ctrl+C'), 20_000), `demo printed: ${output}`);
+    const url = /curl -s (\S+\/v1\/chat\/completions)/.exec(output)?.[1];
+    assert.match(url ?? '', /^http:\/\/\[::1\]:\d+\/v1\/chat\/completions$/);
+    const answer = await request(url!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'kimi', messages: [{ role: 'user', content: 'Hello' }] }) });
+    assert.equal(answer.statusCode, 200);
+    assert.match(((await answer.body.json()) as any).choices[0].message.content, /^Simulated reply to: "Hello"/);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    assert.equal(await exited, 0);
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(folder, { recursive: true, force: true });
+  }
+});

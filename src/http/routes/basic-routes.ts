@@ -62,8 +62,10 @@ function decodedSegment(segment: string): string {
 
 const tokenCheckSchema = z.object({ token: z.string().min(1, 'token must be a non-empty string') });
 
-export function tokenCheckRoute(deps: { checkToken(token: string, signal: AbortSignal): Promise<boolean>; bodyLimitBytes: number }) {
+export function tokenCheckRoute(deps: { checkToken(token: string, signal: AbortSignal): Promise<boolean>; bodyLimitBytes: number; credentials: CredentialResolver }) {
   return async (context: HttpContext) => {
+    // It calls Kimi with the token it is given: with API_KEYS set, only key holders may make the gateway do that.
+    deps.credentials.requireGatewayKey(context.request.headers);
     const body = parseWith(tokenCheckSchema, await readJsonBody(context.request, deps.bodyLimitBytes));
     sendJson(context, 200, { live: await deps.checkToken(body.token.trim(), context.signal) });
   };
