@@ -28,6 +28,8 @@ test('an unknown KIMI_* key or an invalid value fails, naming the key', () => {
   assert.throws(() => loadConfig({ env: { KIMI_DIALECT: 'v3' } }), /KIMI_DIALECT/);
   assert.throws(() => loadConfig({ env: { KIMI_BASE_URL: 'ftp://x' } }), /KIMI_BASE_URL/);
   assert.throws(() => loadConfig({ env: { ALLOW_PRIVATE_ATTACHMENT_URLS: 'maybe' } }), /ALLOW_PRIVATE_ATTACHMENT_URLS/);
+  for (const map of ['{"kimi-x":', '[1]', 'null', '"text"']) assert.throws(() => loadConfig({ env: { KIMI_MODEL_MAP: map } }), /Invalid setting KIMI_MODEL_MAP: must be a JSON object/, map);
+  assert.deepEqual(JSON.parse(loadConfig({ env: { KIMI_MODEL_MAP: '{"kimi-x":{"scenario":"S"}}' } }).KIMI_MODEL_MAP ?? ''), { 'kimi-x': { scenario: 'S' } });
 });
 
 test('environment wins over the config file; token lists split on commas and newlines', () => {

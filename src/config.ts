@@ -30,6 +30,17 @@ const httpUrl = z
   .refine((value) => /^https?:\/\//.test(value), 'must be an http(s) URL')
   .transform((value) => value.replace(/\/+$/, ''));
 
+/** Checked with the other settings, so `serve`, `doctor` and `check` refuse a broken map alike (exit 2), before starting. */
+function isJsonObject(text: string | undefined): boolean {
+  if (text === undefined) return true;
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
 /** Setting name → schema. The order here is the order of the README's configuration table. */
 export const settingsSchema = z.object({
   PORT: integer(0, 65535).default(8000),
@@ -68,7 +79,7 @@ export const settingsSchema = z.object({
   KIMI_CHAT_MODEL: z.string().min(1).default('k2d6-chat'),
   KIMI_CHAT_SCENARIO: z.string().min(1).default('SCENARIO_CHAT'),
   KIMI_THINKING_EFFORT: z.string().min(1).default('REASONING_EFFORT_LOW'),
-  KIMI_MODEL_MAP: z.string().optional(),
+  KIMI_MODEL_MAP: z.string().optional().refine(isJsonObject, 'must be a JSON object of model id → {upstreamModel, scenario, kimiplusId, agentMode, reasoningEffort, thinking, search}'),
   KIMI_MODEL_CATALOG_TTL_SECONDS: integer(0).default(3600),
 });
 
