@@ -267,11 +267,19 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
       if (signalsSeen > 3) process.exit(1);
       log.info({ signal }, 'shutting down: no new requests; open streams may finish (a second signal ends them now)');
       log.flush();
+      // Exit once the log is written out: exiting while the flush above is still in flight let pino write the final
+      // line synchronously ahead of it, so "stopped" could come before "shutting down" on a pipe.
+      // Bounded: a standard output nobody reads must not hold the exit.
+      const exitAfterLog = (code?: number) => {
+        if (code !== undefined) process.exitCode = code;
+        setTimeout(() => process.exit(), 1_000).unref();
+        log.flush(() => process.exit());
+      };
       void close().then(
-        () => process.exit(),
+        () => exitAfterLog(),
         (error: unknown) => {
           log.error({ err: error }, 'shutdown failed');
-          process.exit(1);
+          exitAfterLog(1);
         },
       );
     };
