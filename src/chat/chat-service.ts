@@ -325,15 +325,27 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const isKept = wasAnswered || continued !== undefined;
     // Kept for continuation until then; undefined when kept for good, or when it goes now.
     const deleteAt = isKept && createdByGateway && options.retentionSeconds > 0 ? clock() + options.retentionSeconds * 1000 : undefined;
+    // Nobody can continue a new chat that failed before answering, nor any chat when retention is zero: it goes now.
+    const goesNow = createdByGateway && options.retentionSeconds >= 0 && deleteAt === undefined;
     try {
-      // The record is known in full (the continued one was read at the start), so this writes without reading.
-      if (isKept) await options.accounts.recordConversation(conversationId, record, deleteAt);
-      if (!createdByGateway || options.retentionSeconds < 0 || deleteAt !== undefined) return;
-      // Nobody can continue a new chat that failed before answering, nor any chat when retention is zero.
+      // The record is known in full (the continued one was read at the start), so this writes without reading. A chat
+      // that goes now needs none: with CHAT_RETENTION_SECONDS=0 every answer would otherwise leave one for good.
+      if (isKept && !goesNow) await options.accounts.recordConversation(conversationId, record, deleteAt);
+      if (!goesNow) return;
       const session = await lease.session(AbortSignal.timeout(10_000));
-      track(deleteConversation(lease.account, conversationId, session));
+      track(deleteWithOneRefresh(lease, conversationId, session));
     } catch (error) {
       options.log.warn({ err: error, account: lease.account.id }, 'could not record or clean up the conversation');
+    }
+  }
+
+  /** Deletes a finished chat; a refused access token (revoked, or dead before its stated expiry) gets one refresh, as the chat did. */
+  async function deleteWithOneRefresh(lease: AccountLease, conversationId: string, session: Session): Promise<void> {
+    try {
+      await deleteConversation(lease.account, conversationId, session);
+    } catch (error) {
+      if (!(error instanceof AuthenticationError && error.blamesAccount)) throw error;
+      await deleteConversation(lease.account, conversationId, await lease.refreshAfterAuthFailure(AbortSignal.timeout(10_000)));
     }
   }
 

@@ -210,3 +210,24 @@ test('a 429 whose Retry-After is 0, negative or a past date cools the account fo
     proxy.setRule(undefined);
   }
 });
+
+test('CHAT_RETENTION_SECONDS=0: a chat deleted when its answer ends leaves no record behind, and a refused token on the delete gets one refresh (§10.3)', async () => {
+  const isolated = await startStack({ serverPool: true, existingSimulator: simulator, env: { KIMI_BASE_URL: proxy.url, CHAT_RETENTION_SECONDS: '0' } });
+  try {
+    let refusals = 0;
+    proxy.setRule({
+      path: /ChatService\/DeleteChat$/,
+      // The first delete is refused as if the cached access token had been revoked; the one after the refresh passes.
+      rewrite: (answer) => (refusals++ === 0 ? { status: 401, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"code":"unauthenticated","message":"token expired"}') } : answer),
+    });
+    const userId = isolated.accounts[0].userId;
+    for (const prompt of ['one', 'two', 'three']) assert.equal((await chat(isolated.gatewayUrl, { prompt })).status, 200);
+    await isolated.gateway.chat.idle();
+    assert.deepEqual(simulator.chats(userId).filter((item) => !item.deleted).map((item) => item.id), [], 'every chat deleted upstream, the refused delete too');
+    assert.equal(refusals, 4, 'one refusal, then three deletes that passed');
+    assert.deepEqual(await isolated.gateway.store.scan('conv:'), [], 'no conversation record kept for chats that are gone');
+  } finally {
+    proxy.setRule(undefined);
+    await isolated.close();
+  }
+});
