@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NotFoundError, GatewayError, ServiceUnavailableError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { renderErrorFor } from './anthropic/anthropic-errors.ts';
-import { sendJson, type HttpContext, type RouteHandler } from './http-context.ts';
+import { isClientGone, sendJson, type HttpContext, type RouteHandler } from './http-context.ts';
 import { refuseOversizedHeaders } from './server-options.ts';
 
 export interface Route {
@@ -130,7 +130,7 @@ export function createApp(options: AppOptions): App {
   function answerError(context: HttpContext, error: unknown): void {
     const { response } = context;
     // A client that left mid-request (say, while sending its body) is not a gateway fault: nothing to log or answer.
-    if (!response.headersSent && (response.destroyed || context.request.socket?.destroyed === true)) {
+    if (isClientGone(context)) {
       context.record.outcome = 'client-closed';
       return;
     }

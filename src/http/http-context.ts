@@ -32,6 +32,11 @@ export interface HttpContext {
 
 export type RouteHandler = (context: HttpContext) => Promise<void> | void;
 
+/** The client left before any answer (closed its socket mid-body or while queued): nothing to answer, no gateway fault. */
+export function isClientGone(context: HttpContext): boolean {
+  return !context.response.headersSent && (context.response.destroyed || context.request.socket?.destroyed === true);
+}
+
 export function sendJson(context: HttpContext, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   context.record.firstByteAt ??= Date.now();

@@ -26,6 +26,11 @@ export interface SseOptions<Event> {
   keepAliveMs?: number;
   /** Called when the status line and headers go out (time to first byte, request log fields). */
   onHeadersSent?: () => void;
+  /**
+   * Called with the outcome before the stream's last bytes are written: the request's log line is written when the
+   * response closes, which ending the stream can trigger before writeSse returns.
+   */
+  onOutcome?: (outcome: SseOutcome) => void;
 }
 
 export type SseOutcome = { kind: 'completed' } | { kind: 'failed'; error: unknown } | { kind: 'client-closed' };
@@ -73,14 +78,13 @@ export async function writeSse<Event>(options: SseOptions<Event>): Promise<SseOu
     }
     if (signal.aborted) return await endAfterAbort(options, writer, iterator);
     writer.push(typeof options.trailer === 'function' ? options.trailer() : options.trailer);
-    await writer.end();
-    return { kind: 'completed' };
+    return await endWith(options, writer, { kind: 'completed' });
   } catch (error) {
     if (signal.aborted) return await endAfterAbort(options, writer, iterator);
     writer.push(options.encodeError(renderError(error)));
-    await writer.end();
+    const outcome = await endWith(options, writer, { kind: 'failed', error });
     if (!isAbortError(error)) await iterator.return?.();
-    return { kind: 'failed', error };
+    return outcome;
   } finally {
     writer.stop();
   }
@@ -92,11 +96,18 @@ async function endAfterAbort<Event>(options: SseOptions<Event>, writer: Coalesci
   if (reason instanceof GatewayError && !options.response.destroyed) {
     // Aborted by us (shutdown), not by the client: tell the client why its answer ends here.
     writer.push(options.encodeError(renderError(reason)));
-    await writer.end();
-    return { kind: 'failed', error: reason };
+    return endWith(options, writer, { kind: 'failed', error: reason });
   }
   writer.stop();
+  options.onOutcome?.({ kind: 'client-closed' });
   return { kind: 'client-closed' };
+}
+
+/** Reports the outcome, then writes the last bytes and ends the response. */
+async function endWith<Event>(options: SseOptions<Event>, writer: CoalescingWriter, outcome: SseOutcome): Promise<SseOutcome> {
+  options.onOutcome?.(outcome);
+  await writer.end();
+  return outcome;
 }
 
 interface CoalescingWriter {

@@ -6,24 +6,26 @@
 import type { HttpContext } from './http-context.ts';
 import { writeSse, type SseOptions } from './sse-writer.ts';
 
-export interface StreamResponseOptions<Event> extends Omit<SseOptions<Event>, 'response' | 'signal' | 'onHeadersSent'> {
+export interface StreamResponseOptions<Event> extends Omit<SseOptions<Event>, 'response' | 'signal' | 'onHeadersSent' | 'onOutcome'> {
   /** The account answering, known once the first event arrived. */
   accountId(): string | undefined;
 }
 
 export async function streamResponse<Event>(context: HttpContext, options: StreamResponseOptions<Event>): Promise<void> {
-  const outcome = await writeSse({
+  await writeSse({
     ...options,
     response: context.response,
     signal: context.signal,
+    // The request log line is written when the socket closes, possibly before the route returns: both fill it first.
     onHeadersSent: () => {
-      // The request log line is written when the socket closes, possibly before the route returns.
       context.record.firstByteAt = Date.now();
       context.record.account = options.accountId();
     },
+    onOutcome: (outcome) => {
+      context.record.outcome = outcome.kind;
+      if (outcome.kind === 'failed') context.record.errorCode = (outcome.error as { code?: string }).code ?? 'internal_error';
+    },
   });
-  context.record.outcome = outcome.kind;
-  if (outcome.kind === 'failed') context.record.errorCode = (outcome.error as { code?: string }).code ?? 'internal_error';
 }
 
 /**

@@ -121,3 +121,53 @@ test('client disconnect mid-stream: the upstream stream is aborted within 100 ms
     'the temporary chat was deleted upstream',
   );
 });
+
+test('a client that leaves while queued for an account is logged as client-closed on every API, never as a gateway error', async () => {
+  const narrow = await startStack({ serverPool: true, existingSimulator: simulator, env: { ACCOUNT_MAX_CONCURRENCY: '1', QUEUE_TIMEOUT_MS: '10000' } });
+  try {
+    const holder = new AbortController();
+    // Holds the only slot: a slow stream that the test ends itself.
+    const holding = request(`${narrow.gatewayUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'kimi', stream: true, messages: [{ role: 'user', content: 'hold [[sim:slow]]' }] }),
+      signal: holder.signal,
+    }).then((response) => response.body.text()).catch(() => undefined);
+    await waitUntil(() => narrow.gateway.app.openRequests === 1, 5_000);
+    const bodies: [string, object][] = [
+      ['/v1/chat/completions', { model: 'kimi', messages: [{ role: 'user', content: 'queued' }] }],
+      ['/v1/responses', { model: 'kimi', input: 'queued' }],
+      ['/v1/messages', { model: 'kimi', max_tokens: 64, messages: [{ role: 'user', content: 'queued' }] }],
+    ];
+    for (const [path, body] of bodies) {
+      const leaving = new AbortController();
+      const queued = request(`${narrow.gatewayUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: leaving.signal }).catch(() => undefined);
+      await waitUntil(() => narrow.gateway.app.openRequests === 2, 5_000);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // body read, now waiting for the slot
+      leaving.abort();
+      await queued;
+      assert.ok(await waitUntil(() => narrow.logs().split('\n').some((line) => line.includes('"msg":"request"') && line.includes(`"path":"${path}"`) && line.includes('"outcome":"client-closed"')), 5_000), `${path}: logged as client-closed`);
+    }
+    holder.abort();
+    await holding;
+    assert.equal(narrow.logs().split('\n').filter((line) => line.includes('unexpected error')).length, 0, 'no gateway error logged');
+  } finally {
+    await narrow.close();
+  }
+});
+
+test('a stream that fails after its first byte is logged and counted as failed with its error code, not as completed', async () => {
+  const response = await request(`${stack.gatewayUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'kimi', stream: true, messages: [{ role: 'user', content: 'cut me [[sim:reset-after-first-byte]]' }] }),
+  });
+  const parsed = parseSse(await response.body.text());
+  assert.ok(parsed.streamError, 'the client got the error payload');
+  const line = await waitUntil(() => stack.logs().split('\n').some((entry) => entry.includes('"msg":"request"') && entry.includes('"errorCode":"upstream_error"')), 5_000);
+  assert.ok(line, 'the request line says failed with upstream_error');
+  const logged = stack.logs().split('\n').filter((entry) => entry.includes('"msg":"request"') && entry.includes('"errorCode":"upstream_error"')).map((entry) => JSON.parse(entry));
+  assert.equal(logged.at(-1).outcome, 'failed');
+  const status = (await (await request(`${stack.gatewayUrl}/v1/status`)).body.json()) as { errors?: Record<string, number> };
+  assert.ok((status.errors?.upstream_error ?? 0) >= 1, `counted in /v1/status errors: ${JSON.stringify(status.errors)}`);
+});

@@ -17,7 +17,7 @@ import { createAnthropicMapper, type AnthropicStreamEvent } from '../anthropic/a
 import { anthropicRequestSchema, translateAnthropicRequest } from '../anthropic/anthropic-request.ts';
 import { renderAnthropicError, toAnthropic } from '../anthropic/anthropic-errors.ts';
 import type { CredentialResolver } from '../credentials.ts';
-import { answerHeaders, sendJson, type HttpContext } from '../http-context.ts';
+import { answerHeaders, isClientGone, sendJson, type HttpContext } from '../http-context.ts';
 import { parseWith } from '../openai-schema.ts';
 import { readChatBody } from '../read-json-body.ts';
 import { closingAtEnd, streamResponse } from '../stream-response.ts';
@@ -95,6 +95,10 @@ function withAnthropicErrors(deps: AnthropicRouteDeps, handler: (context: HttpCo
     try {
       await handler(context);
     } catch (error) {
+      if (isClientGone(context)) {
+        context.record.outcome = 'client-closed';
+        return;
+      }
       const rendered = renderAnthropicError(error);
       context.record.errorCode = rendered.body.error.code;
       if (!rendered.isExpected) deps.log?.error({ err: error, requestId: context.requestId }, 'unexpected error');
