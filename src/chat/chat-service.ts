@@ -10,6 +10,7 @@ import { buildPrompt, type BuiltPrompt } from './build-prompt.ts';
 import type { AccountDirectory, AccountLease, AccountRef, AttachmentOpener, ConversationRecord, OpenedAttachment } from './chat-ports.ts';
 import type { ChatRequest } from './chat-request.ts';
 import { estimateTokens } from './estimate-tokens.ts';
+import { holdAbort } from './held-abort.ts';
 import type { ModelCatalog } from './model-catalog.ts';
 
 export interface ChatLog {
@@ -200,11 +201,16 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const outputParts: string[] = [];
     const sources: { index: number; title: string; url: string }[] = [];
     for (let authRetry = 0; ; authRetry += 1) {
+      // A client that leaves before Kimi names the new chat would leave it behind: the call outlives it until then.
+      const upstream = holdAbort(signal, chatIdWaitMs, continued !== undefined);
       try {
-        for await (const batch of dialect.streamReply(session, kimiPrompt, { citations }, signal)) {
+        for await (const batch of dialect.streamReply(session, kimiPrompt, { citations }, upstream.signal)) {
           const out: ChatEvent[] = [];
           for (const event of batch) {
-            if (event.type === 'conversation-start') outcome.conversationId = event.conversationId;
+            if (event.type === 'conversation-start') {
+              outcome.conversationId = event.conversationId;
+              upstream.release();
+            }
             if (event.type === 'message-start') outcome.messageId = event.messageId;
             if (event.type === 'text-delta' || event.type === 'reasoning-delta') {
               hasContent = true;
@@ -242,6 +248,8 @@ export function createChatService(options: ChatServiceOptions): ChatService {
           outcome.conversationId = undefined;
           outcome.messageId = undefined;
         }
+      } finally {
+        upstream.dispose();
       }
     }
   }
@@ -359,6 +367,12 @@ export function createChatService(options: ChatServiceOptions): ChatService {
 
   return { streamChat, deleteConversation, idle };
 }
+
+/**
+ * How long the upstream call may outlive a client that left before Kimi named the new chat: the id comes with the
+ * answer's first frames, usually within a second; a stalled upstream is let go after this.
+ */
+const chatIdWaitMs = 5_000;
 
 /** How far a continued chat's deletion moves out while its turn runs (at least; the retention if longer). */
 const turnDeletionGraceMs = 24 * 3_600_000;

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { startSimulator, type Simulator } from '../../simulator/simulator.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { parseSse, waitUntil } from '../support/gateway-client.ts';
+import { chat, parseSse, waitUntil } from '../support/gateway-client.ts';
 import { connectFrames, startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { rawRequest } from '../support/raw-http.ts';
 
@@ -171,3 +171,31 @@ test('a stream that fails after its first byte is logged and counted as failed w
   const status = (await (await request(`${stack.gatewayUrl}/v1/status`)).body.json()) as { errors?: Record<string, number> };
   assert.ok((status.errors?.upstream_error ?? 0) >= 1, `counted in /v1/status errors: ${JSON.stringify(status.errors)}`);
 });
+
+for (const tokenKind of ['current', 'legacy'] as const) {
+  test(`${tokenKind} dialect: a client that leaves in the first milliseconds leaves no chat behind (CHAT_RETENTION_SECONDS=0, §10.3)`, async () => {
+    // Kimi names a new chat only in its answer's first frames: before the fix about a quarter of these stayed.
+    const early = await startStack({ serverPool: true, tokenKind, env: { CHAT_RETENTION_SECONDS: '0' }, simulator: { chunkDelayMs: 2 } });
+    try {
+      assert.equal((await chat(early.gatewayUrl, { prompt: 'warm up' })).status, 200);
+      for (let index = 0; index < 40; index += 1) {
+        const leaving = new AbortController();
+        setTimeout(() => leaving.abort(), 1 + (index % 15));
+        await request(`${early.gatewayUrl}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'kimi', stream: index % 2 === 0, messages: [{ role: 'user', content: `early ${index}` }] }),
+          signal: leaving.signal,
+        }).then((response) => response.body.text()).catch(() => undefined);
+      }
+      assert.ok(await waitUntil(() => early.gateway.app.openRequests === 0, 10_000));
+      await early.gateway.chat.idle();
+      const chats = early.simulator.chats(early.accounts[0].userId);
+      assert.ok(chats.length > 1, 'some aborted requests had created their chat');
+      assert.deepEqual(chats.filter((item) => !item.deleted).map((item) => item.id), []);
+      assert.equal(early.simulator.activeStreams(), 0, 'and no upstream stream is left open');
+    } finally {
+      await early.close();
+    }
+  });
+}
