@@ -5,17 +5,11 @@
  * call and its result. The openai SDK → gateway → simulator (simulator/tool-replies.ts answers in the grammar).
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import OpenAI from 'openai';
-import { startStack, type Stack } from '../support/stack.ts';
+import { useOpenAiStack } from '../support/openai-stack.ts';
 
-let stack: Stack;
-let client: OpenAI;
-before(async () => {
-  stack = await startStack();
-  client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.token, maxRetries: 0 });
-});
-after(() => stack?.close());
+const gateway = useOpenAiStack();
 
 const functions = [
   { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
@@ -24,7 +18,7 @@ const functions = [
 
 test('functions, non-streamed: message.function_call with the first call, finish_reason function_call, no tool_calls', async () => {
   // The simulator would call both tools; the legacy shape holds one call, so only the first is kept.
-  const completion = await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'Use get_weather and get_time.' }], functions });
+  const completion = await gateway.client().chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'Use get_weather and get_time.' }], functions });
   const choice = completion.choices[0];
   assert.equal(choice.finish_reason, 'function_call');
   assert.equal(choice.message.function_call?.name, 'get_weather');
@@ -33,7 +27,7 @@ test('functions, non-streamed: message.function_call with the first call, finish
 });
 
 test('functions with function_call named, streamed: delta.function_call name first, then argument pieces; finish_reason function_call', async () => {
-  const stream = await client.chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'Weather? Use get_weather.' }], functions, function_call: { name: 'get_time' }, stream: true });
+  const stream = await gateway.client().chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'Weather? Use get_weather.' }], functions, function_call: { name: 'get_time' }, stream: true });
   const pieces: { name?: string; arguments?: string }[] = [];
   const finishes: string[] = [];
   for await (const chunk of stream) {
@@ -49,7 +43,7 @@ test('functions with function_call named, streamed: delta.function_call name fir
 });
 
 test('tools keep the tool_calls shape even when functions are sent too', async () => {
-  const completion = await client.chat.completions.create({
+  const completion = await gateway.client().chat.completions.create({
     model: 'kimi',
     messages: [{ role: 'user', content: 'Weather? Use get_weather.' }],
     tools: [{ type: 'function', function: functions[0] }],
