@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
 import { useOpenAiStack } from '../support/openai-stack.ts';
 
 const gateway = useOpenAiStack();
