@@ -87,12 +87,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       : undefined;
     // Fetched (headers checked, type sniffed) before an account is leased: a slow attachment server must not hold an
     // account's slot. Their bytes stream during the first attempt's upload; a later attempt opens them again.
-    let firstOpened: OpenedAttachment[] | undefined = prompt.attachments.length > 0 ? await openAttachments(prompt, signal, request.spool) : undefined;
-    const takeFirstOpened = () => {
-      const opened = firstOpened;
-      firstOpened = undefined;
-      return opened;
-    };
+    const firstOpened = prompt.attachments.length > 0 ? await openAttachments(prompt, signal, request.spool) : undefined;
     try {
       const exclude = new Set<string>();
       const startedAt = clock();
@@ -118,7 +113,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         let isSuccess = false;
         let batches: AsyncGenerator<ChatEventBatch> | undefined;
         try {
-          batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate, opened: takeFirstOpened() });
+          batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate, opened: attempt === 1 ? firstOpened : undefined });
           // Hold events until the first content: until then a failure may still move to another account.
           for (let step = await batches.next(); !step.done; step = await batches.next()) {
             pending.push(...step.value);
@@ -153,6 +148,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       }
       throw withSoonestRetry(lastError, soonestRetryAfterMs);
     } finally {
+      // The first attempt released them after its upload; this covers an attempt that never got that far (release is idempotent).
       for (const attachment of firstOpened ?? []) attachment.release();
     }
   }
