@@ -115,8 +115,9 @@ function isHighSurrogate(code: number): boolean {
 /**
  * The stage: batches in, batches out. Only `text-delta` events are scanned; other events pass in order (held
  * text goes out before them, since it can no longer join a sequence across them). On a match the batch ends
- * with the text before the sequence, a usage estimate and `finish` (`stop`, with `stopSequence`), and the
- * input is closed (returning a generator early runs `return()` on the upstream iterator).
+ * with the text before the sequence, a usage estimate and `finish` (`stop`, with `stopSequence`; `tool-calls` when
+ * a call was emitted before the cut), and the input is closed (returning a generator early runs `return()` on the
+ * upstream iterator).
  */
 export async function* cutAtStopSequences(batches: AsyncIterable<readonly ChatOutputEvent[]>, options: StopSequenceOptions): AsyncGenerator<readonly ChatOutputEvent[]> {
   if (options.sequences.length === 0) {
@@ -125,9 +126,14 @@ export async function* cutAtStopSequences(batches: AsyncIterable<readonly ChatOu
   }
   const scanner = createStopScanner(options.sequences);
   const answer: string[] = [];
+  let hasCalled = false;
   for await (const batch of batches) {
     const out: ChatOutputEvent[] = [];
     for (const event of batch) {
+      if (event.type === 'tool-call-end') {
+        hasCalled = true;
+        answer.push(event.arguments);
+      }
       if (event.type !== 'text-delta') {
         const held = scanner.flush();
         if (held) {
@@ -144,7 +150,9 @@ export async function* cutAtStopSequences(batches: AsyncIterable<readonly ChatOu
       }
       if (scanned.matched !== undefined) {
         if (options.estimateUsage) out.push(await options.estimateUsage(answer.join('')));
-        out.push({ type: 'finish', reason: 'stop', stopSequence: scanned.matched });
+        // Text after a call that was already emitted: the call stands, and the client must run it (agent loops stop
+        // on anything but a tool-call finish).
+        out.push(hasCalled ? { type: 'finish', reason: 'tool-calls' } : { type: 'finish', reason: 'stop', stopSequence: scanned.matched });
         yield out;
         return;
       }

@@ -79,3 +79,21 @@ test('when the chat is already gone (retention 0), the exchange is replayed in a
   assert.match(String(replay.messages.at(-1)?.content), /^Your previous answer could not be used/);
   assert.equal(events.filter((event) => event.type === 'tool-call-end').length, 1);
 });
+
+test('a stop sequence in the text after a call keeps the call: finish tool-calls, so agent loops run the tool', async () => {
+  const chat = fakeChat(() => 'Checking.\n<tool_call name="get_time">{}</tool_call>\nI will wait.\nObservation: pending');
+  const stopPlan = planTools({ tools: [{ name: 'get_time', parameters: { type: 'object', properties: {} } }], stopSequences: ['Observation:'] });
+  const events = await collect(streamChatWithTools(chat, { ...request, estimateUsage: false }, stopPlan, new AbortController().signal).batches);
+  assert.equal(events.filter((event) => event.type === 'tool-call-end').length, 1);
+  assert.deepEqual(events.at(-1), { type: 'finish', reason: 'tool-calls' });
+  assert.ok(!events.some((event) => event.type === 'text-delta' && event.text.includes('Observation')));
+});
+
+test('the response-format repair answer is cut at the stop sequence like the first answer', async () => {
+  const chat = fakeChat((_request, index) => (index === 0 ? 'not json at all' : '{"a": "ok"}\nEND trailing'));
+  const formatPlan = planTools({ responseFormat: { kind: 'json-object' }, stopSequences: ['END'] });
+  const events = await collect(streamChatWithTools(chat, { ...request, estimateUsage: false }, formatPlan, new AbortController().signal).batches);
+  const text = events.flatMap((event) => (event.type === 'text-delta' ? [event.text] : [])).join('');
+  assert.deepEqual(JSON.parse(text), { a: 'ok' });
+  assert.equal(chat.requests.length, 2, 'one repair round');
+});

@@ -62,7 +62,9 @@ export function streamChatWithTools(chat: ChatService, request: ChatRequest, pla
     ? cut(inBatchesOfOne(emulateToolCalls(eachEvent(stream.batches), { plan, repair, createCallId: hooks.createCallId, onRepair: hooks.onRepair })))
     : cut(stream.batches);
   if (plan.responseFormat.kind === 'text') return { ...streamInfo, batches: answer };
-  const formatted = enforceResponseFormat(eachEvent(answer), { format: plan.responseFormat, validator: plan.formatValidator, repair, onRepair: hooks.onRepair });
+  // The format's repair answer is cut like the first one: the check runs on what the client would get.
+  const formatRepair = (round: Parameters<RepairRound>[0]) => eachEvent(cut(inBatchesOfOne(repair(round))));
+  const formatted = enforceResponseFormat(eachEvent(answer), { format: plan.responseFormat, validator: plan.formatValidator, repair: formatRepair, onRepair: hooks.onRepair });
   return { ...streamInfo, batches: inBatchesOfOne(formatted) };
 }
 

@@ -6,14 +6,14 @@
  * fails with 502 `response_format_invalid`. Answers that end in tool calls are passed through untouched.
  */
 import { UpstreamError } from '../../errors.ts';
-import type { ChatEvent } from '../../upstream/dialect.ts';
 import type { CompiledSchema } from './schema-validator.ts';
 import type { ChatOutputEvent, OutputFinishReason, RepairRound, ResponseFormat } from './tool-events.ts';
 
 export interface EnforceFormatOptions {
   format: ResponseFormat;
   validator: CompiledSchema | undefined;
-  repair?: RepairRound;
+  /** A repair round; its events may already have passed other stages (the stop-sequence cut). */
+  repair?: (request: Parameters<RepairRound>[0]) => AsyncIterable<ChatOutputEvent>;
   onRepair?: (problems: readonly string[]) => void;
 }
 
@@ -87,7 +87,7 @@ export async function* enforceResponseFormat(events: AsyncIterable<ChatOutputEve
 }
 
 /** The repair answer's text; its message id and usage join the held events, everything else is dropped. */
-async function collectRepair(events: AsyncIterable<ChatEvent>, held: ChatOutputEvent[]): Promise<string> {
+async function collectRepair(events: AsyncIterable<ChatOutputEvent>, held: ChatOutputEvent[]): Promise<string> {
   const parts: string[] = [];
   for await (const event of events) {
     if (event.type === 'text-delta') parts.push(event.text);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ChatEvent } from '../../upstream/dialect.ts';
-import { emulateToolCalls } from './tool-call-stream.ts';
+import { ARGUMENT_DELTA_CHARS, emulateToolCalls } from './tool-call-stream.ts';
 import type { ChatOutputEvent, RepairRound, ToolChoice } from './tool-events.ts';
 import { planTools } from './tool-plan.ts';
 
@@ -162,4 +162,14 @@ test('reasoning streams through; an upstream that never finishes is passed on wi
   assert.deepEqual(events[0], { type: 'reasoning-delta', text: 'hmm' });
   assert.equal(textOf(events), 'partial <tool', 'held text is released when the stream ends');
   assert.equal(events.some((event) => event.type === 'finish'), false);
+});
+
+test('argument deltas never split a surrogate pair: each piece decodes on its own (Python and Go decode per delta)', async () => {
+  // The opening `{"city":"` is 9 characters: the emoji's first half lands on the last place of the first piece.
+  const city = `${'a'.repeat(ARGUMENT_DELTA_CHARS - 10)}🌏${'b'.repeat(600)}`;
+  const events = await collect(emulateToolCalls(from(answer(`<tool_call name="get_weather">{"city":"${city}"}</tool_call>`)), { plan: plan() }));
+  const deltas = events.flatMap((event) => (event.type === 'tool-call-delta' ? [event.argumentsDelta] : []));
+  assert.ok(deltas.length > 1, 'long arguments come in several pieces');
+  assert.equal(deltas.join(''), `{"city":"${city}"}`);
+  for (const delta of deltas) assert.equal(delta, Buffer.from(delta, 'utf8').toString('utf8'), `no lone surrogate in ${JSON.stringify(delta.slice(-3))}`);
 });

@@ -23,7 +23,7 @@ export interface EmulateToolCallsOptions {
   onRepair?: (problems: readonly string[]) => void;
 }
 
-const ARGUMENT_DELTA_CHARS = 512;
+export const ARGUMENT_DELTA_CHARS = 512;
 
 interface Round {
   parser: ToolCallParser;
@@ -152,8 +152,13 @@ export async function* emulateToolCalls(events: AsyncIterable<ChatEvent>, option
 
 function callEvents(index: number, id: string, name: string, argumentsText: string): ToolCallEvent[] {
   const events: ToolCallEvent[] = [{ type: 'tool-call-start', index, id, name }];
-  for (let offset = 0; offset < argumentsText.length; offset += ARGUMENT_DELTA_CHARS) {
-    events.push({ type: 'tool-call-delta', index, argumentsDelta: argumentsText.slice(offset, offset + ARGUMENT_DELTA_CHARS) });
+  for (let offset = 0; offset < argumentsText.length; ) {
+    let end = Math.min(offset + ARGUMENT_DELTA_CHARS, argumentsText.length);
+    // Never between the halves of a surrogate pair: a client that decodes each delta alone (Python, Go) would get
+    // two broken halves instead of the character.
+    if (end < argumentsText.length && isHighSurrogate(argumentsText.charCodeAt(end - 1))) end += 1;
+    events.push({ type: 'tool-call-delta', index, argumentsDelta: argumentsText.slice(offset, end) });
+    offset = end;
   }
   events.push({ type: 'tool-call-end', index, arguments: argumentsText });
   return events;
@@ -172,4 +177,8 @@ function invalidCall(problems: readonly string[], afterRepair: boolean): Upstrea
 export function randomId(length = 24): string {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
   return Array.from(randomBytes(length), (byte) => alphabet[byte % alphabet.length]).join('');
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
