@@ -69,3 +69,35 @@ test("count_tokens, and errors in Anthropic's envelope (before and after the fir
     for await (const _event of client.messages.stream({ model: 'kimi', max_tokens: 5, messages: [{ role: 'user', content: 'x [[sim:exception-mid-stream]]' }] })) void _event;
   });
 });
+
+test('the SDK\'s threaded tool runner completes its loop: a thread "continue" is answered thread_not_found, and the SDK resends the whole conversation', async (t) => {
+  const { betaTool } = await import('@anthropic-ai/sdk/helpers/beta/json-schema');
+  // Its own stack: the error test above leaves the shared account cooling down.
+  const own = await startStack();
+  t.after(() => own.close());
+  const sent: { thread?: { type: string } }[] = [];
+  const recording = new Anthropic({
+    baseURL: own.gatewayUrl,
+    apiKey: own.token,
+    maxRetries: 0,
+    fetch: async (url, init) => {
+      if (String(url).endsWith('/v1/messages')) sent.push(JSON.parse(String(init?.body)));
+      return fetch(url, init);
+    },
+  });
+  let ran = 0;
+  const weather = betaTool({
+    name: 'get_weather',
+    description: 'Weather',
+    inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    run: async (input: { city?: string }) => {
+      ran += 1;
+      return `sunny in ${input.city}`;
+    },
+  });
+  const turns: (string | null)[] = [];
+  for await (const message of recording.beta.messages.toolRunner({ model: 'kimi', max_tokens: 256, max_iterations: 3, tools: [weather], messages: [{ role: 'user', content: 'Weather in Paris? Use get_weather.' }] })) turns.push(message.stop_reason);
+  assert.equal(ran, 1, 'the tool ran');
+  assert.deepEqual(turns, ['tool_use', 'end_turn']);
+  assert.deepEqual(sent.map((body) => body.thread?.type), ['create', 'continue', 'create'], 'the refused continue was resent in full');
+});

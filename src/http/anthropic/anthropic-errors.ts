@@ -19,7 +19,8 @@ export type AnthropicErrorType =
 
 export interface AnthropicErrorBody {
   type: 'error';
-  error: { type: AnthropicErrorType; message: string; code: string };
+  /** `details.error_code` repeats `code` where Anthropic's SDKs look for a machine-readable code (thread_not_found). */
+  error: { type: AnthropicErrorType; message: string; code: string; details: { error_code: string } };
 }
 
 export interface RenderedAnthropicError {
@@ -38,7 +39,7 @@ export function toAnthropic(rendered: RenderedError): RenderedAnthropicError {
   return {
     status: rendered.status,
     headers: rendered.headers,
-    body: { type: 'error', error: { type: anthropicType(rendered.status), message, code } },
+    body: { type: 'error', error: { type: anthropicType(rendered.status), message, code, details: { error_code: code } } },
     isExpected: rendered.isExpected,
   };
 }

@@ -6,7 +6,7 @@
  * attachment form the chat layer already understands. Pure.
  */
 import { z } from 'zod';
-import { InvalidRequestError } from '../../errors.ts';
+import { InvalidRequestError, NotFoundError } from '../../errors.ts';
 import type { ChatMessage, ContentPart, ToolCallRecord } from '../../chat/chat-request.ts';
 import type { ToolChoice, ToolDefinition } from '../../chat/tools/tool-events.ts';
 import type { ToolParamNames, ToolRequest } from '../../chat/tools/tool-plan.ts';
@@ -24,6 +24,7 @@ export const anthropicRequestSchema = z.looseObject({
   stream: z.boolean().optional(),
   stop_sequences: z.array(z.string()).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
+  thread: z.looseObject({ type: z.string() }).optional().nullable(),
 });
 
 export type AnthropicRequest = z.output<typeof anthropicRequestSchema>;
@@ -47,6 +48,12 @@ export interface TranslatedAnthropicRequest {
 }
 
 export function translateAnthropicRequest(body: AnthropicRequest): TranslatedAnthropicRequest {
+  // The SDK's threaded tool runner sends only the new turn on a `continue`. This gateway keeps no threads, so it
+  // says the thread is gone: the SDK answers that code by sending the whole conversation again (a `create`, which
+  // needs nothing kept and is answered like any request).
+  if (body.thread?.type === 'continue') {
+    throw new NotFoundError('This gateway keeps no message threads: send the whole conversation (the SDK does so on this error).', { code: 'thread_not_found', param: 'thread' });
+  }
   const messages: ChatMessage[] = [];
   const messageParams: string[] = [];
   const system = typeof body.system === 'string' ? body.system : body.system?.map((part) => part.text).join('\n');
