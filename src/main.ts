@@ -98,6 +98,9 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     onRefresh: (result) => metrics.tokenRefreshes.inc({ result }),
   });
   await pool.addServerAccounts(config.serverTokens);
+  // Accounts added at run time (add-account, QR login) are in the store: serve them from the first request, not from
+  // the pool's first periodic reload a few seconds after a restart.
+  await pool.reload();
   metrics.setAccountStatesSource(async () => countStates(await pool.snapshot()));
 
   const catalog = createModelCatalog({
@@ -140,7 +143,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
   });
 
   const usage = createUsageCache(pool, dialects, 5 * 60_000);
-  const upstreamCatalog = createCatalogCache(pool, dialects, config.KIMI_MODEL_CATALOG_TTL_SECONDS * 1000, (models) => catalog.useUpstream(models));
+  const upstreamCatalog = createCatalogCache(pool, dialects, config.KIMI_MODEL_CATALOG_TTL_SECONDS * 1000, (models) => catalog.useUpstream(models), log);
   // Learn Kimi's catalogue early so its model ids resolve on the first request; failures only mean defaults.
   void upstreamCatalog();
   const credentials = createCredentialResolver({ apiKeys: config.API_KEYS, hasServerPool: () => pool.serverAccounts().length > 0 });
@@ -311,9 +314,17 @@ function createCatalogCache(
   dialects: Record<DialectName, KimiDialect>,
   ttlMs: number,
   onLoaded: (models: CatalogModel[]) => void,
+  log: Logger,
 ): (bearerTokens?: readonly string[]) => Promise<CatalogModel[]> {
   let cached: { at: number; models: CatalogModel[] } | undefined;
   let loading: Promise<CatalogModel[]> | undefined;
+  // Said once until the catalogue loads again: /v1/models is asked often, and the cause does not change per call.
+  let hasWarned = false;
+  const warnOnce = (details: object, message: string) => {
+    if (hasWarned) return;
+    hasWarned = true;
+    log.warn(details, message);
+  };
   async function load(bearerTokens: readonly string[] | undefined): Promise<CatalogModel[]> {
     const server = pool.serverAccounts();
     const accounts = server.length > 0 ? server : bearerTokens ? await pool.accountsFromBearer(bearerTokens) : [];
@@ -323,6 +334,11 @@ function createCatalogCache(
     try {
       const session = await lease.session(AbortSignal.timeout(10_000));
       const models = await dialects[session.dialect].listModels(session, AbortSignal.timeout(10_000));
+      if (models.length === 0) {
+        warnOnce({}, "Kimi's model catalogue came back empty (spec §3.5): GET /v1/models lists the built-in names only; run doctor");
+      } else {
+        hasWarned = false;
+      }
       cached = { at: Date.now(), models };
       onLoaded(models);
       return models;
@@ -333,7 +349,10 @@ function createCatalogCache(
   return async (bearerTokens) => {
     if (cached && Date.now() - cached.at < ttlMs) return cached.models;
     loading ??= load(bearerTokens)
-      .catch(() => cached?.models ?? [])
+      .catch((error: unknown) => {
+        warnOnce({ err: error instanceof Error ? error.message : String(error) }, "Kimi's model catalogue could not be read (spec §3.5): GET /v1/models lists the built-in names only; run doctor");
+        return cached?.models ?? [];
+      })
       .finally(() => {
         loading = undefined;
       });

@@ -3,12 +3,15 @@
 // gateway keys (API_KEYS) with the server pool and `GET /v1/accounts`, and the per-account concurrency limit with
 // its bounded waiting room (20 concurrent requests on one account never exceed ACCOUNT_MAX_CONCURRENCY upstream).
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { request } from 'undici';
-import { simulatedReply } from '../../simulator/simulator.ts';
+import { simulatedReply, startSimulator } from '../../simulator/simulator.ts';
 import { accountIdFor } from '../../src/accounts/account.ts';
 import { chat, type ChatResult } from '../support/gateway-client.ts';
-import { chatCallsOf, withMaxSample } from '../support/gateway-instance.ts';
+import { chatCallsOf, startGatewayInstance, withMaxSample } from '../support/gateway-instance.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -195,4 +198,27 @@ test('§3.4 POST /v1/accounts with the original token of an account marked inval
     const answered = await chat(stack.gatewayUrl, { prompt: 'after the re-add' });
     assert.equal(answered.status, 200, 'the server pool answers again');
   });
+});
+
+test('an account added at run time answers right after a restart (no KIMI_TOKENS), not only after the first reload', async () => {
+  const simulator = await startSimulator();
+  const folder = mkdtempSync(join(tmpdir(), 'kfa-restart-'));
+  const env = { STATE_FILE: join(folder, 'state.json') };
+  try {
+    const first = await startGatewayInstance(simulator, env);
+    const account = simulator.issueAccount();
+    const added = await request(`${first.url}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: account.refreshToken }) });
+    assert.equal(added.statusCode, 201, await added.body.text());
+    await first.close();
+    const second = await startGatewayInstance(simulator, env);
+    try {
+      const answered = await chat(second.url, { prompt: 'right after the restart' });
+      assert.equal(answered.status, 200, JSON.stringify(answered.json));
+    } finally {
+      await second.close();
+    }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+    await simulator.close();
+  }
 });

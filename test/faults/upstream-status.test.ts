@@ -231,3 +231,21 @@ test('CHAT_RETENTION_SECONDS=0: a chat deleted when its answer ends leaves no re
     await isolated.close();
   }
 });
+
+test("Kimi's model catalogue missing (404): GET /v1/models falls back to the built-in names and the log says so once (§3.5)", async () => {
+  const isolated = await startStack({ serverPool: true, existingSimulator: simulator, env: { KIMI_BASE_URL: proxy.url } });
+  try {
+    proxy.setRule({ path: /GetAvailableModels$/, rewrite: () => ({ status: 404, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"code":"unimplemented","message":"no such method"}') }) });
+    for (let index = 0; index < 3; index += 1) {
+      const response = await fetch(`${isolated.gatewayUrl}/v1/models`);
+      assert.equal(response.status, 200);
+      assert.ok(((await response.json()) as { data: { id: string }[] }).data.some((model) => model.id === 'kimi'));
+    }
+    const warnings = isolated.logs().split('\n').filter((line) => line.includes("model catalogue could not be read"));
+    assert.equal(warnings.length, 1, 'one warning, not one per request');
+    assert.ok(proxy.matched >= 1);
+  } finally {
+    proxy.setRule(undefined);
+    await isolated.close();
+  }
+});
