@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { AuthenticationError } from '../../errors.ts';
+import { startSimulator, type Simulator } from '../../../simulator/simulator.ts';
+import { startFaultProxy, type FaultProxy } from '../../../test/support/fault-proxy.ts';
+import { AuthenticationError, UpstreamError } from '../../errors.ts';
 import type { UpstreamHttp } from '../upstream-http.ts';
 import { sendJson, startLoopbackServer, testUpstreamHttp, type LoopbackServer } from './__fixtures__/loopback-server.ts';
 import { accessToken, makeJwt, refreshToken } from './__fixtures__/test-tokens.ts';
@@ -138,5 +140,88 @@ describe('connect auth (§3.3, §3.4)', () => {
     server.handle((_request, response) => sendJson(response, 404, { code: 'not_found' }));
     await assert.rejects(refreshSession(settings, refreshToken(), 'account-service', signal()));
     assert.equal(server.requests.length, 1);
+  });
+});
+
+// Drift in the refresh answer, against the simulator behind the fault proxy (§3.4 rotation, §10.2 persist).
+describe('connect auth: a drifted refresh answer (§3.4, §10.2)', () => {
+  let simulator: Simulator;
+  let proxy: FaultProxy;
+  let http: UpstreamHttp;
+  let settings: ConnectSettings;
+  const reported: string[] = [];
+  before(async () => {
+    // No grace window: a refresh token rotated away is refused at once, as Kimi eventually does.
+    simulator = await startSimulator({ refreshGraceSeconds: 0 });
+    proxy = await startFaultProxy(simulator.url);
+    http = testUpstreamHttp();
+    settings = {
+      baseUrl: proxy.url,
+      authUrl: proxy.url,
+      http,
+      clientVersion: '2.2.0',
+      language: 'en-US',
+      timeZone: 'UTC',
+      defaultRetryAfterMs: 60_000,
+      busyRetryAfterMs: 3_000,
+      onUnknown: (kind, name) => reported.push(`${kind}:${name}`),
+    };
+  });
+  beforeEach(() => {
+    reported.length = 0;
+    proxy.setRule(undefined);
+  });
+  after(async () => {
+    await http.close();
+    await proxy.close();
+    await simulator.close();
+  });
+  const signal = () => AbortSignal.timeout(3_000);
+  const renameRotated = { path: /RefreshToken$/, rewrite: (answer: { status: number; headers: Record<string, string>; body: Buffer }) => ({ ...answer, body: Buffer.from(answer.body.toString().replace('"refreshToken"', '"newRefreshToken"')) }) };
+  const htmlPage = { path: /RefreshToken$/, rewrite: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: Buffer.from('<!doctype html><html><head><title>Kimi</title></head><body>app</body></html>') }) };
+
+  it('§3.4 renamed rotated token: keeps the refresh JWT from the unknown field, reports field:refresh.<name>, and the account survives the next refresh', async () => {
+    const account = simulator.issueAccount();
+    proxy.setRule(renameRotated);
+    const first = await refreshSession(settings, account.refreshToken, 'auto', signal());
+    assert.ok(first.refreshToken, 'the rotated refresh token is kept');
+    assert.notEqual(first.refreshToken, account.refreshToken);
+    assert.ok(first.refreshExpiresAt && first.refreshExpiresAt > Date.now());
+    assert.deepEqual(reported, ['field:refresh.newRefreshToken']);
+    // The old token was rotated away (no grace): only the kept one refreshes again.
+    const second = await refreshSession(settings, first.refreshToken, 'auto', signal());
+    assert.ok(second.accessToken);
+    await assert.rejects(refreshSession(settings, account.refreshToken, 'auto', signal()), AuthenticationError);
+  });
+
+  it('§3.4 renamed rotated token without an observer: a process warning names the field, never the token', async () => {
+    const account = simulator.issueAccount();
+    proxy.setRule(renameRotated);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const { onUnknown: _observer, ...withoutObserver } = settings;
+      const grant = await refreshSession(withoutObserver, account.refreshToken, 'auto', signal());
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      assert.ok(grant.refreshToken);
+      const drift = warnings.filter((warning) => /unknown field/.test(warning.message));
+      assert.equal(drift.length, 1);
+      assert.match(drift[0].message, /field:refresh\.newRefreshToken/);
+      assert.ok(!drift[0].message.includes(grant.refreshToken!) && !/eyJ/.test(drift[0].message));
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('§3.4 an HTML page with status 200 is named as such, not as "without an access token"', async () => {
+    const account = simulator.issueAccount();
+    proxy.setRule(htmlPage);
+    await assert.rejects(refreshSession(settings, account.refreshToken, 'auto', signal()), (error: unknown) => {
+      assert.ok(error instanceof UpstreamError);
+      assert.match(error.message, /answered the account-service refresh with an HTML page \("Kimi app"\) instead of JSON/);
+      assert.doesNotMatch(error.message, /without an access token/);
+      return true;
+    });
   });
 });

@@ -7,8 +7,9 @@ import { z } from 'zod';
 import { AuthenticationError, UpstreamError, type GatewayError } from '../../errors.ts';
 import { decodeJwtClaims, expiresAtMs, type KimiTokenClaims } from '../../jwt.ts';
 import type { AccountIdentity, Session, SessionGrant } from '../dialect.ts';
-import { parseJsonSafely, readBodyText, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
+import { describeBody, parseJsonSafely, readBodyText, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
 import { errorFromResponse, parseConnectError, redact } from './connect-errors.ts';
+import type { UnknownObserver } from './connect-events.ts';
 import { lenientString } from './connect-frame-schema.ts';
 
 /** Everything the connect modules need to reach Kimi; made once by the dialect factory. */
@@ -22,6 +23,11 @@ export interface ConnectSettings {
   timeZone: string;
   defaultRetryAfterMs: number;
   busyRetryAfterMs: number;
+  /**
+   * Told about drift in auth answers (a renamed rotated-token field, `field:refresh.<name>`). Without one, such
+   * drift is written as a process warning, so a silent rename never goes unseen.
+   */
+  onUnknown?: UnknownObserver;
 }
 
 /**
@@ -115,10 +121,17 @@ async function grantFromResponse(settings: ConnectSettings, response: UpstreamRe
   if (response.statusCode < 200 || response.statusCode >= 300) {
     throw await errorFromResponse(response, { operation: step, defaultRetryAfterMs: settings.defaultRetryAfterMs });
   }
-  const parsed = tokenPairSchema.safeParse(parseJsonSafely(await readBodyText(response.body)));
+  const text = await readBodyText(response.body);
+  const json = parseJsonSafely(text);
+  if (json === undefined) {
+    // A front end's HTML page (or any non-JSON) at the refresh path: say so, not "no access token" (§3.4).
+    const said = redact(describeBody(text, headerValue(response.headers['content-type']))) || 'an empty body';
+    throw new UpstreamError(`Kimi answered ${step} with ${said} instead of JSON (§3.4).`);
+  }
+  const parsed = tokenPairSchema.safeParse(json);
   const accessToken = parsed.success ? (parsed.data.accessToken ?? parsed.data.access_token) : undefined;
   if (!accessToken) throw new UpstreamError(`Kimi answered ${step} without an access token.`);
-  const rotated = parsed.success ? (parsed.data.refreshToken ?? parsed.data.refresh_token) : undefined;
+  const rotated = parsed.success ? (parsed.data.refreshToken ?? parsed.data.refresh_token ?? renamedRefreshToken(settings, parsed.data)) : undefined;
   const session = sessionFromAccessToken(accessToken);
   const grant: SessionGrant = {
     ...session,
@@ -127,6 +140,44 @@ async function grantFromResponse(settings: ConnectSettings, response: UpstreamRe
     ...(rotated ? { refreshToken: rotated, refreshExpiresAt: expiresAtMs(decodeJwtClaims(rotated)) } : {}),
   };
   return grant;
+}
+
+/**
+ * The rotated refresh token under a field name this version does not know (`newRefreshToken`, …): the one string
+ * field that decodes as a refresh JWT. Both tokens rotate on every call (§3.4), so dropping it would strand the
+ * account at the next refresh; §10.2 asks to persist any new refresh token. The rename is reported as drift.
+ */
+function renamedRefreshToken(settings: ConnectSettings, answer: Record<string, unknown>): string | undefined {
+  const candidates = Object.entries(answer).filter(
+    ([name, value]) => !knownTokenFields.has(name) && typeof value === 'string' && decodeJwtClaims(value)?.typ === 'refresh',
+  );
+  if (candidates.length !== 1) return undefined; // none, or ambiguous: never guess between two refresh tokens
+  const [name, value] = candidates[0];
+  // The name is upstream data too: only a plain identifier goes into reports and logs.
+  reportDrift(settings, 'field', `refresh.${/^[A-Za-z_][\w-]{0,63}$/.test(name) ? name : '(unusual-name)'}`);
+  return value as string;
+}
+
+const knownTokenFields = new Set(['accessToken', 'access_token', 'refreshToken', 'refresh_token']);
+const warnedDrift = new Set<string>();
+
+/** Drift goes to the dialect's observer; without one, a process warning once per name (the name only, never a value). */
+function reportDrift(settings: ConnectSettings, kind: 'field', name: string): void {
+  if (settings.onUnknown) {
+    try {
+      settings.onUnknown(kind, name);
+    } catch {
+      // Observation must not change behaviour.
+    }
+    return;
+  }
+  if (warnedDrift.has(`${kind}:${name}`)) return;
+  warnedDrift.add(`${kind}:${name}`);
+  process.emitWarning(`Kimi sent the rotated refresh token in an unknown field (${kind}:${name}, §3.4); it was used and kept.`, { code: 'KIMI_UPSTREAM_DRIFT' });
+}
+
+function headerValue(value: string | string[] | undefined): string {
+  return (Array.isArray(value) ? value[0] : value) ?? '';
 }
 
 /** A dead, rotated-away or foreign refresh token: the account must sign in again (§3.4 "invalid claims"). */
