@@ -155,7 +155,9 @@ async function runStep(
   if (drift.length > 0) row.drift = drift;
   if (failure !== undefined || shapes.findings.some((finding) => finding.isFatal)) {
     const finding = explainFailure(step, dialect(), failure, exchanges, shapes.findings);
-    return { ...row, result: 'FAIL', detail: withDrift(failureDetail(finding, failure), drift), section: finding.section, expected: finding.expected, observed: finding.observed };
+    // A refresh that FAILs a strict check may still have rotated the token: say whether the new one was kept.
+    const kept = step === 'refresh' && outcome ? `; ${outcome.detail}` : '';
+    return { ...row, result: 'FAIL', detail: withDrift(`${failureDetail(finding, failure)}${kept}`, drift), section: finding.section, expected: finding.expected, observed: finding.observed };
   }
   const notes = shapes.findings.map((finding) => `${finding.section} expected ${finding.expected}, got ${finding.observed}`);
   return { ...row, detail: withDrift([row.detail, ...notes].filter(Boolean).join('; '), drift) };

@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { startSimulator, type ScenarioName, type Simulator } from '../../simulator/simulator.ts';
+import { startFaultProxy } from '../../test/support/fault-proxy.ts';
 import { openMemoryStore } from '../store/memory-store.ts';
 import type { DoctorReport, DoctorRow } from './doctor-types.ts';
 import { formatDoctorTable } from './format-table.ts';
@@ -116,6 +117,49 @@ test('with the state store, doctor refreshes with the latest rotated token and s
   } finally {
     await store.close();
     await strict.close();
+  }
+});
+
+test('§3.4/§10.2: a refresh answer with the rotated token under an unknown field FAILs (never "all passed" after spending a rotation), and the kept token still works next run', async () => {
+  const strict = await startSimulator({ refreshGraceSeconds: 0 });
+  const proxy = await startFaultProxy(strict.url);
+  const store = await openMemoryStore();
+  try {
+    proxy.setRule({ path: /RefreshToken$/, rewrite: (answer) => ({ ...answer, body: Buffer.from(answer.body.toString().replace('"refreshToken"', '"newRefreshToken"')) }) });
+    const account = strict.issueAccount();
+    const base = { accounts: [account.refreshToken], baseUrl: proxy.url, authUrl: proxy.url, legacyBaseUrl: proxy.url, dialectMode: 'auto' as const, tokens: storeTokenAccess(store) };
+    for (const run of [1, 2]) {
+      const report = await runDoctor(base);
+      assert.equal(report.ok, false, `run ${run}`);
+      assert.deepEqual(rowsOf(report, 'FAIL'), ['refresh'], `run ${run}: only refresh FAILs; the old token was not what failed`);
+      const refresh = report.rows.find((row) => row.step === 'refresh')!;
+      assert.equal(refresh.section, '§3.4, §10.2');
+      assert.match(refresh.detail, /no refresh token in \[accessToken, newRefreshToken\]; a refresh JWT came under the unknown field "newRefreshToken"/);
+      assert.match(refresh.detail, /refresh token rotated and saved/);
+      assert.deepEqual(refresh.drift, ['field:refresh.newRefreshToken']);
+      assert.ok(!formatDoctorTable(report).includes('eyJ'), 'no token in the table');
+    }
+    assert.equal(strict.refreshCount(account.userId), 2, 'both runs refreshed: the second with the token the first kept');
+  } finally {
+    await store.close();
+    await proxy.close();
+    await strict.close();
+  }
+});
+
+test('§3.4: a refresh answered 200 with an HTML page is named as an HTML page, not "fields nothing"', async () => {
+  const proxy = await startFaultProxy(simulator.url);
+  try {
+    proxy.setRule({ path: /RefreshToken$/, rewrite: () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: Buffer.from('<!doctype html><html><head><title>Kimi</title></head><body>app</body></html>') }) });
+    const account = simulator.issueAccount();
+    const report = await runDoctor(options([account.refreshToken], { baseUrl: proxy.url, authUrl: proxy.url }));
+    const refresh = report.rows.find((row) => row.step === 'refresh')!;
+    assert.equal(refresh.result, 'FAIL');
+    assert.equal(refresh.section, '§3.4');
+    assert.match(refresh.detail, /got 200 with an HTML page \("Kimi app"\) instead of JSON/);
+    assert.doesNotMatch(refresh.detail, /fields nothing|without an access token/);
+  } finally {
+    await proxy.close();
   }
 });
 

@@ -6,7 +6,8 @@
  */
 import type { DialectName } from '../upstream/dialect.ts';
 import type { AccountStep, Finding } from './doctor-types.ts';
-import { contentType, decodeFrames, describeAnswer, exchangeTo, jsonOf, keysOf } from './wire-shapes.ts';
+import { decodeJwtClaims } from '../jwt.ts';
+import { contentType, decodeFrames, describeAnswer, describeNonJson, exchangeTo, jsonOf, keysOf } from './wire-shapes.ts';
 import { isPlainObject } from '../plain-object.ts';
 import type { WireExchange } from './wire-tap.ts';
 
@@ -60,12 +61,16 @@ const currentChecks: Partial<Record<AccountStep, Check>> = {
     }
     if (!rpc || rpc.status !== 200) return;
     const json = jsonOf(rpc);
+    if (json === undefined) {
+      fatal(result, '§3.4', expected, `200 with ${describeNonJson(rpc)} instead of JSON`);
+      return;
+    }
     if (!isPlainObject(json) || (typeof json.accessToken !== 'string' && typeof json.access_token !== 'string')) {
       fatal(result, '§3.4', expected, `200 with fields ${keysOf(json)}`);
       return;
     }
     if (typeof json.accessToken !== 'string') note(result, '§3.4', 'camelCase accessToken', 'snake_case access_token');
-    if (typeof json.refreshToken !== 'string' && typeof json.refresh_token !== 'string') note(result, '§3.4', 'a rotated refreshToken', `no refresh token in ${keysOf(json)}`);
+    checkRotation(json, result);
   },
 
   'current-user'(exchanges, result) {
@@ -112,6 +117,32 @@ const currentChecks: Partial<Record<AccountStep, Check>> = {
     }
   },
 };
+
+const knownRefreshFields = new Set(['accessToken', 'access_token', 'refreshToken', 'refresh_token']);
+
+/**
+ * §3.4 / §10.2: both tokens rotate on every refresh, so an answer whose rotated refresh token is not where the spec
+ * puts it, while it carries fields nobody knows, FAILs: the old token may already be spent, and the doctor must not
+ * use up a rotation and report success. Without unknown fields a missing refresh token stays a note (the web GET
+ * path may not rotate, §9 D3).
+ */
+function checkRotation(json: Record<string, unknown>, result: ShapeResult): void {
+  const unknown = Object.keys(json).filter((name) => !knownRefreshFields.has(name));
+  // Field names are upstream data: only plain identifiers are shown (fieldLabel).
+  for (const name of unknown) result.drift.push(`field:refresh.${fieldLabel(name)}`);
+  if (typeof json.refreshToken === 'string' || typeof json.refresh_token === 'string') return;
+  if (unknown.length === 0) {
+    note(result, '§3.4', 'a rotated refreshToken', `no refresh token in ${keysOf(json)}`);
+    return;
+  }
+  const carrier = unknown.find((name) => typeof json[name] === 'string' && decodeJwtClaims(json[name] as string)?.typ === 'refresh');
+  const where = carrier ? `; a refresh JWT came under the unknown field "${fieldLabel(carrier)}"` : '; the rotated token may be lost';
+  fatal(result, '§3.4, §10.2', 'the rotated refresh token as "refreshToken" (both tokens rotate on every refresh and the new one must be kept)', `no refresh token in ${keysOf(json)}${where}`);
+}
+
+function fieldLabel(name: string): string {
+  return /^[A-Za-z_][\w-]{0,63}$/.test(name) ? name : '(unusual-name)';
+}
 
 /** §3.6 / §3.2: the event stream of one turn. */
 function checkChatFrames(frames: ReturnType<typeof decodeFrames>, result: ShapeResult): void {
@@ -162,7 +193,8 @@ const legacyChecks: Partial<Record<AccountStep, Check>> = {
     const expected = 'GET /api/auth/token/refresh → 200 {"access_token","refresh_token"}';
     if (movedRoute(result, rest, '§2.2', expected) || !rest || rest.status !== 200) return;
     const json = jsonOf(rest);
-    if (!isPlainObject(json) || typeof json.access_token !== 'string') fatal(result, '§2.2', expected, `200 with fields ${keysOf(json)}`);
+    if (json === undefined) fatal(result, '§2.2', expected, `200 with ${describeNonJson(rest)} instead of JSON`);
+    else if (!isPlainObject(json) || typeof json.access_token !== 'string') fatal(result, '§2.2', expected, `200 with fields ${keysOf(json)}`);
   },
   'current-user'(exchanges, result) {
     const rest = exchangeTo(exchanges, /\/api\/user$/);

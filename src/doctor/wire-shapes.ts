@@ -4,7 +4,7 @@
  * its Connect frames, and a one-line summary of an HTTP answer ("HTTP 404 unimplemented: no route …").
  */
 import { ConnectFrameDecoder } from '../upstream/connect/connect-framing.ts';
-import { parseJsonSafely } from '../upstream/upstream-http.ts';
+import { describeBody, parseJsonSafely } from '../upstream/upstream-http.ts';
 import { redactText } from './wire-fixture.ts';
 import type { WireExchange } from './wire-tap.ts';
 import { isPlainObject } from '../plain-object.ts';
@@ -74,4 +74,10 @@ export function describeAnswer(exchange: WireExchange): string {
 /** Object-valued keys of a JSON object, as a short list for "got fields [...]". */
 export function keysOf(value: unknown): string {
   return isPlainObject(value) ? `[${Object.keys(value).join(', ')}]` : JSON.stringify(value)?.slice(0, 60) ?? 'nothing';
+}
+
+/** "an HTML page ("Kimi app")" for a body that is not JSON (a front end's page at an API path), redacted. */
+export function describeNonJson(exchange: WireExchange): string {
+  const said = describeBody(exchange.responseBody.toString('utf8'), contentType(exchange));
+  return redactText(said || 'an empty body', new Map());
 }
