@@ -195,7 +195,7 @@ describe('stream rules (§3.6)', () => {
       transcript([
         ...start,
         { eventOffset: 3, op: 'set', widget: { id: 'w' } },
-        { eventOffset: 4, op: 'merge', block: { id: '0_0', text: { content: 'lost' } } },
+        { eventOffset: 4, op: 'merge', block: { id: '0_0', stage: { name: 'STAGE_NAME_LAYOUT' } } },
         { eventOffset: 5, op: 'set', block: { id: '0_9', hologram: { beams: 3 } } },
         { eventOffset: 6, op: 'set', message: { id: 'a1', status: 'MESSAGE_STATUS_LEVITATING' } },
         textFrame(7, 'set', '0_0', 'still here'),
@@ -210,6 +210,52 @@ describe('stream rules (§3.6)', () => {
       { kind: 'field', name: 'block.hologram' },
       { kind: 'enum', name: 'message.status:MESSAGE_STATUS_LEVITATING' },
     ]);
+  });
+
+  it('an unknown op whose frame carries answer text fails the answer, naming the op, instead of a short success (§3.6 drift)', () => {
+    for (const [mask, part] of [['block.text.content', 'text'], ['block.think.content', 'think']] as const) {
+      const renamed = { op: 'patch', mask, eventOffset: 4, block: { id: '0_0', [part]: { content: 'ulated reply' } } };
+      const result = run(transcript([...start, textFrame(3, 'set', '0_0', 'Sim'), renamed, done(5)]));
+      assert.ok(result.error instanceof UpstreamError, part);
+      assert.equal(result.error.code, 'upstream_error');
+      assert.equal(result.error.message, 'Kimi sent answer text in an unknown op "patch" (§3.6); the gateway needs an update — run doctor.');
+      assert.ok(!result.events.some((event) => event.type === 'finish'), 'never a finish after text was dropped');
+      assert.deepEqual(result.unknowns, [{ kind: 'op', name: 'patch' }], 'still counted');
+    }
+    // Without text (an empty content, or no text part at all) nothing is lost: counted and skipped as before.
+    const empty = run(transcript([...start, { op: 'patch', eventOffset: 3, block: { id: '0_0', text: { content: '' } } }, textFrame(4, 'set', '0_0', 'ok'), done(5)]));
+    assert.equal(empty.error, undefined);
+    assert.equal(textOf(empty.events), 'ok');
+  });
+
+  it('a chat object without id is reported by its unknown keys, and a renamed chatId or chat_id still names the conversation (§3.6 drift)', () => {
+    for (const key of ['chatId', 'chat_id']) {
+      for (const extra of [{}, { heartbeat: undefined }]) {
+        // An extra own key, even undefined, sends the frame through the schema; without it the hand-read opening path reads it.
+        const renamed = { op: 'set', mask: 'chat.lastRequest', eventOffset: 1, chat: { [key]: 'c-renamed', name: 'Untitled Chat', createTime: 't' }, ...extra };
+        const result = run(transcript([renamed, start[1], { op: 'set', mask: 'chat.name', eventOffset: 3, chat: { name: 'Hi' } }, textFrame(4, 'set', '0_0', 'ok'), done(5)]));
+        assert.equal(result.error, undefined);
+        assert.deepEqual(result.events[0], { type: 'conversation-start', conversationId: 'c-renamed' }, key);
+        assert.deepEqual(result.unknowns, [{ kind: 'field', name: `chat.${key}` }], key);
+      }
+    }
+    const normal = run(transcript([...start, { op: 'set', mask: 'chat.name', eventOffset: 3, chat: { name: 'Hi' } }, textFrame(4, 'set', '0_0', 'ok'), done(5)]));
+    assert.deepEqual(normal.unknowns, [], 'a chat.name without id after the chat id is normal');
+    const unnamed = run(transcript([{ op: 'set', mask: 'chat.lastRequest', eventOffset: 1, chat: { uuid: 'c-2', name: 'x' } }, start[1], textFrame(3, 'set', '0_0', 'ok'), done(4)]));
+    assert.deepEqual(unnamed.unknowns, [{ kind: 'field', name: 'chat.uuid' }]);
+    assert.ok(!unnamed.events.some((event) => event.type === 'conversation-start'));
+  });
+
+  it('an empty answer names the unknowns the stream carried instead (§3.6 drift)', () => {
+    const renamed = (eventOffset: number, op: string, content: string) => ({ op, mask: 'block.content.content', eventOffset, block: { id: '0_0', content: { content } } });
+    const result = run(transcript([...start, renamed(3, 'set', 'Sim'), renamed(4, 'append', 'ulated'), done(5)]));
+    assert.ok(result.error instanceof UpstreamError);
+    assert.equal(
+      result.error.message,
+      'Kimi returned an empty answer (no text, no reasoning, no error); it sent unknown field:block.content frames instead (§3.6): the gateway needs an update — run doctor.',
+    );
+    const plain = run(transcript([...start, done(3)]));
+    assert.equal(plain.error?.message, 'Kimi returned an empty answer (no text, no reasoning, no error).');
   });
 
   it('tolerates wrong-typed fields instead of dropping the frame', () => {

@@ -47,6 +47,8 @@ export interface ConnectStreamState {
   readonly isDone: boolean;
   readonly isCompleted: boolean;
   readonly quotaNotice: string | undefined;
+  /** Unknowns this stream carried (`kind:name`, first few): they explain an answer that comes out empty (§3.6). */
+  readonly unknownsSeen: readonly string[];
 }
 
 export interface FrameResult {
@@ -68,14 +70,33 @@ export function initialStreamState(): ConnectStreamState {
     isDone: false,
     isCompleted: false,
     quotaNotice: undefined,
+    unknownsSeen: [],
   };
 }
+
+/** How many distinct unknowns a stream remembers for its error message. */
+const maxUnknownsSeen = 5;
 
 const knownMessageStatuses = new Set(['MESSAGE_STATUS_GENERATING', 'MESSAGE_STATUS_COMPLETED']);
 const knownToolStatuses = new Set(['STATUS_PENDING', 'STATUS_RUNNING', 'STATUS_DONE']);
 
 /** Maps one data frame's JSON. Never throws: problems come back as `error` or `unknowns`. */
 export function mapConnectFrame(state: ConnectStreamState, payload: unknown, options: MapperOptions): FrameResult {
+  const result = mapFrame(state, payload, options);
+  if (result.unknowns.length === 0) return result;
+  return { ...result, state: rememberUnknowns(result.state, result.unknowns) };
+}
+
+function rememberUnknowns(state: ConnectStreamState, unknowns: UnknownReport[]): ConnectStreamState {
+  let seen = state.unknownsSeen;
+  for (const { kind, name } of unknowns) {
+    const label = `${kind}:${name}`;
+    if (seen.length < maxUnknownsSeen && !seen.includes(label)) seen = [...seen, label];
+  }
+  return seen === state.unknownsSeen ? state : { ...state, unknownsSeen: seen };
+}
+
+function mapFrame(state: ConnectStreamState, payload: unknown, options: MapperOptions): FrameResult {
   const unknowns: UnknownReport[] = [];
   const events: ChatEvent[] = [];
   const fast = contentFrameOf(payload);
@@ -100,7 +121,7 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
   if (opening) {
     const advanced = advanceOffset(state, opening.eventOffset);
     if (!advanced) return { state, events, unknowns };
-    state = startConversation(advanced, opening.chatId, events);
+    state = startConversation(advanced, opening.chat && chatIdOf(advanced, opening.chat, unknowns), events);
     if (opening.message) state = mapMessage(state, opening.message, events, unknowns);
     return { state, events, unknowns };
   }
@@ -119,9 +140,11 @@ export function mapConnectFrame(state: ConnectStreamState, payload: unknown, opt
   const op = frame.op ?? 'set';
   if (op !== 'set' && op !== 'append') {
     unknowns.push({ kind: 'op', name: op });
+    // Dropping a frame that carries answer text would end in a short answer that looks whole: fail instead.
+    if (carriesAnswerText(frame.block)) return { state, events, unknowns, error: unknownOpWithText(op) };
     return { state, events, unknowns };
   }
-  state = startConversation(state, frame.chat?.id, events);
+  state = startConversation(state, frame.chat && chatIdOf(state, frame.chat, unknowns), events);
   if (frame.message) state = mapMessage(state, frame.message, events, unknowns);
   if (frame.block) {
     if (frame.block.exception) return { state, events, unknowns, error: errorFromBlockException(frame.block.exception, options.defaultRetryAfterMs) };
@@ -158,11 +181,45 @@ export function mapEndOfStream(
   if (!state.hasContent.text && !state.hasContent.reasoning) {
     const error = state.quotaNotice
       ? new RateLimitError('insufficient_quota', `This Kimi account has used up its quota: ${state.quotaNotice}.`, { retryAfterMs: defaultQuotaRetryAfterMs })
-      : new UpstreamError('Kimi returned an empty answer (no text, no reasoning, no error).', { isRetryable: true });
+      : new UpstreamError(emptyAnswerMessage(state.unknownsSeen), { isRetryable: true });
     return { events, error };
   }
   events.push({ type: 'finish', reason: 'stop' });
   return { events };
+}
+
+/** The unknowns seen are the likely reason for an empty answer: name them so the operator knows what drifted. */
+function emptyAnswerMessage(unknownsSeen: readonly string[]): string {
+  const base = 'Kimi returned an empty answer (no text, no reasoning, no error)';
+  if (unknownsSeen.length === 0) return `${base}.`;
+  return `${base}; it sent unknown ${unknownsSeen.join(', ')} frames instead (§3.6): the gateway needs an update — run doctor.`;
+}
+
+/** An op other than set/append whose block has text or reasoning in it (§3.6): not knowing how to apply it loses answer text. */
+function carriesAnswerText(block: Block | undefined): boolean {
+  return Boolean(block?.text?.content || block?.think?.content);
+}
+
+function unknownOpWithText(op: string): UpstreamError {
+  const name = op.replace(/[^\w.-]/g, '?').slice(0, 40);
+  return new UpstreamError(`Kimi sent answer text in an unknown op "${name}" (§3.6); the gateway needs an update — run doctor.`, {
+    upstreamReason: `op:${name}`,
+  });
+}
+
+/** `chat` keys of §3.6; any other key in a chat object without an id is reported, since it may be the id renamed. */
+const knownChatKeys = new Set(['id', 'name', 'createTime', 'updateTime', 'files', 'lastRequest', 'status']);
+
+/**
+ * The id of a `chat` object (§3.6). Before the conversation is known, a chat object without `id` is drift: its
+ * unknown keys are reported (the status page and metrics show them), and a renamed `chatId`/`chat_id` is still read,
+ * so that the answer keeps its conversation id and the temporary chat can be continued and deleted.
+ */
+function chatIdOf(state: ConnectStreamState, chat: Record<string, unknown>, unknowns: UnknownReport[]): string | undefined {
+  const id = lenientIdOf(chat.id);
+  if (id !== undefined || state.conversationId !== undefined) return id;
+  for (const key in chat) if (!knownChatKeys.has(key)) unknowns.push({ kind: 'field', name: `chat.${key}` });
+  return lenientIdOf(chat.chatId) ?? lenientIdOf(chat.chat_id);
 }
 
 /** The first chat id seen is the answer's conversation. */
@@ -281,7 +338,7 @@ function openingFrameOf(payload: unknown): OpeningFrame | undefined {
   if (chat !== undefined && !isPlainObject(chat)) return undefined;
   if (message !== undefined && (!isPlainObject(message) || 'refs' in message)) return undefined;
   const opening: OpeningFrame = { eventOffset: frame.eventOffset as number | undefined };
-  if (chat) opening.chatId = lenientIdOf(chat.id);
+  if (chat) opening.chat = chat;
   if (message) {
     const { id, role, status } = message;
     opening.message = { id: lenientIdOf(id), role: typeof role === 'string' ? role : undefined, status: typeof status === 'string' ? status : undefined };
@@ -291,7 +348,7 @@ function openingFrameOf(payload: unknown): OpeningFrame | undefined {
 
 interface OpeningFrame {
   eventOffset?: number;
-  chatId?: string;
+  chat?: Record<string, unknown>;
   message?: { id?: string; role?: string; status?: string };
 }
 
