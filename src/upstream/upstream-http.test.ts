@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { UpstreamError } from '../errors.ts';
-import { createUpstreamHttp, readBodyRuns, retryAfterMsFromHeaders, type UpstreamHttp } from './upstream-http.ts';
+import { RateLimitError, UpstreamError } from '../errors.ts';
+import { createUpstreamHttp, describeBody, errorForHttpStatus, readBodyRuns, retryAfterMsFromHeaders, type UpstreamHttp } from './upstream-http.ts';
 
 let server: Server;
 let origin: string;
@@ -60,4 +60,37 @@ test('Retry-After: seconds or a future HTTP date; 0, negative, past, or unparsea
   assert.equal(hint('Sat, 28 Nov 2026 12:00:30 GMT'), 30_000);
   for (const none of ['0', '-5', '+0', 'Sat, 28 Nov 2026 11:59:00 GMT', '1e12', 'soon', '']) assert.equal(hint(none), undefined, `"${none}"`);
   assert.equal(hint('99999999999'), 24 * 3_600_000);
+});
+
+test('errorForHttpStatus names the operation and path, says a 404/501 endpoint may have moved, and never quotes a query (§3.12)', () => {
+  const page = '<html><head><title>404 Not Found</title></head><body>nginx</body></html>';
+  const chatUrl = 'https://www.kimi.com/apiv2/kimi.gateway.chat.v1.ChatService/Chat?token=eyJhbGciOiJI.eyJzdWIiOiIx.sig#frag';
+  const notFound = errorForHttpStatus(404, {}, 1000, page, { operation: 'chat', path: chatUrl });
+  assert.ok(notFound instanceof UpstreamError);
+  assert.equal(
+    notFound.message,
+    'Kimi answered HTTP 404 for chat at /apiv2/kimi.gateway.chat.v1.ChatService/Chat: an HTML page ("404 Not Found nginx"); the endpoint may have moved; run doctor',
+  );
+  assert.doesNotMatch(notFound.message, /token|eyJ|frag|kimi\.com/);
+  assert.match(errorForHttpStatus(501, {}, 1000, '', { operation: 'model list', path: '/apiv2/x/Y' }).message, /^Kimi answered HTTP 501 for model list at \/apiv2\/x\/Y; the endpoint may have moved; run doctor$/);
+  assert.doesNotMatch(errorForHttpStatus(500, {}, 1000, '', { operation: 'chat', path: '/a' }).message, /moved/);
+  const limited = errorForHttpStatus(429, { 'retry-after': '7' }, 1000, '', { operation: 'chat', path: '/a/b' });
+  assert.ok(limited instanceof RateLimitError);
+  assert.equal(limited.message, 'Kimi is rate limiting this account (HTTP 429 for chat at /a/b)');
+  assert.equal(limited.retryAfterMs, 7000);
+  // Without a site (the legacy dialect's callers) the message is as before.
+  assert.equal(errorForHttpStatus(404, {}, 1000, 'gone').message, 'Kimi answered HTTP 404: gone');
+});
+
+test('describeBody measures binary and Connect-framed bodies instead of quoting their bytes (§3.2)', () => {
+  const payload = Buffer.from('{"op":"set","chat":{"id":"01a221ea-933a-889a-8000-9232f226ae63"}}');
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(payload.length, 1);
+  const framed = Buffer.concat([header, payload, Buffer.from([2, 0, 0, 0, 2]), Buffer.from('{}')]);
+  assert.equal(describeBody(framed, 'application/connect+proto'), `a Connect-framed body of ${framed.length} bytes`);
+  assert.equal(describeBody(framed.toString('utf8')), `a Connect-framed body of ${framed.length} bytes`);
+  assert.equal(describeBody(Buffer.from([0x7b, 0xff, 0xfe, 0x41, 0x42, 0x43])), '6 bytes of binary data');
+  assert.equal(describeBody('ok\u0000then'), '7 bytes of binary data');
+  assert.equal(describeBody(Buffer.from('plain words\n')), 'plain words');
+  assert.equal(describeBody('<html><title>Bad gateway</title></html>'), 'an HTML page ("Bad gateway")');
 });

@@ -203,9 +203,14 @@ export async function* readBodyRuns(body: UpstreamResponse['body'], url: string,
 
 /**
  * A short, log- and client-safe description of an unexpected body: HTML pages (proxies, the SPA,
- * CDN error pages) are named, not quoted, so no markup reaches a client or a log line.
+ * CDN error pages) are named, not quoted, so no markup reaches a client or a log line; binary bodies (Connect
+ * frames under another content type, a protobuf answer) are measured, not quoted, since their bytes are unreadable
+ * and can carry ids of the account's chats.
  */
-export function describeBody(text: string, contentType = ''): string {
+export function describeBody(body: string | Uint8Array, contentType = ''): string {
+  const binary = describeBinary(body);
+  if (binary) return binary;
+  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
   const trimmed = text.replace(/\s+/g, ' ').trim();
   if (/html/i.test(contentType) || /^<(!doctype|html|head|body)/i.test(trimmed)) {
     const visible = trimmed
@@ -217,6 +222,19 @@ export function describeBody(text: string, contentType = ''): string {
     return visible ? `an HTML page ("${visible.replace(/[<>"]/g, '')}")` : 'an HTML page';
   }
   return trimmed.replace(/<[^>]*>/g, '').slice(0, 200);
+}
+
+/**
+ * "a Connect-framed body of N bytes" when the body starts with a Connect envelope header (flag 0x00-0x03 and a
+ * length, spec §3.2), "N bytes of binary data" when it holds control bytes or bytes that are not UTF-8 (U+FFFD once
+ * decoded); undefined for text. For a string, N counts its UTF-8 bytes, so it is exact only for bodies read as bytes.
+ */
+function describeBinary(body: string | Uint8Array): string | undefined {
+  const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+  const first = typeof body === 'string' ? body.charCodeAt(0) : body[0];
+  if (size >= 5 && first !== undefined && first <= 0x03) return `a Connect-framed body of ${size} bytes`;
+  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
+  return /[\u0000-\u0008\u000e-\u001f\u007f\ufffd]/.test(text) ? `${size} bytes of binary data` : undefined;
 }
 
 /** Parses JSON safely: returns undefined instead of throwing on a non-JSON body. */
@@ -257,31 +275,56 @@ export function upstreamRetryHintMs(ms: number): number | undefined {
   return Math.min(Math.round(ms), maxUpstreamRetryHintMs);
 }
 
+/** What the gateway asked when a status came back, for the message: "chat" and the URL or path it called. */
+export interface HttpErrorSite {
+  operation: string;
+  /** The URL or path called; only its path is quoted (never a query string, which could carry a token). */
+  path?: string;
+}
+
 /**
- * Errors for HTTP statuses without a dialect-specific body: gateway/CDN level 429/5xx (spec §3.12 last rows).
+ * Errors for HTTP statuses without a dialect-specific body: gateway/CDN level 429/5xx (spec §3.12 last rows). With a
+ * `site` the message names the operation and path, and a 404/501 (a CDN or proxy page where an RPC used to be) says
+ * the endpoint may have moved.
  */
 export function errorForHttpStatus(
   statusCode: number,
   headers: UpstreamResponse['headers'],
   defaultRetryAfterMs: number,
   bodySnippet: string,
+  site?: HttpErrorSite,
 ): GatewayError {
   const snippet = describeBody(bodySnippet);
+  const where = site ? ` for ${siteText(site)}` : '';
+  const moved = site && (statusCode === 404 || statusCode === 501) ? '; the endpoint may have moved; run doctor' : '';
   const suffix = snippet ? `: ${snippet}` : '';
   if (statusCode === 429) {
-    return new RateLimitError('rate_limited', `Kimi is rate limiting this account (HTTP 429)${suffix}`, {
+    return new RateLimitError('rate_limited', `Kimi is rate limiting this account (HTTP 429${where})${suffix}`, {
       retryAfterMs: retryAfterMsFromHeaders(headers) ?? defaultRetryAfterMs,
     });
   }
   if (statusCode === 503) {
-    return new RateLimitError('upstream_overloaded', `Kimi is overloaded (HTTP 503)${suffix}`, {
+    return new RateLimitError('upstream_overloaded', `Kimi is overloaded (HTTP 503${where})${suffix}`, {
       retryAfterMs: retryAfterMsFromHeaders(headers) ?? defaultRetryAfterMs,
     });
   }
   if (statusCode === 504) {
-    return new UpstreamTimeoutError(`Kimi's front end timed out (HTTP 504)${suffix}`);
+    return new UpstreamTimeoutError(`Kimi's front end timed out (HTTP 504${where})${suffix}`);
   }
-  return new UpstreamError(`Kimi answered HTTP ${statusCode}${suffix}`, { isRetryable: statusCode >= 500 });
+  return new UpstreamError(`Kimi answered HTTP ${statusCode}${where}${suffix}${moved}`, { isRetryable: statusCode >= 500 });
+}
+
+/** "chat at /apiv2/…/Chat": the path alone, cut at any query or fragment, and bounded. */
+function siteText(site: HttpErrorSite): string {
+  const raw = site.path ?? '';
+  let path: string;
+  try {
+    path = new URL(raw, 'http://upstream.invalid').pathname;
+  } catch {
+    path = raw.split(/[?#]/, 1)[0] ?? '';
+  }
+  path = path.replace(/[^\w./~%-]/g, '').slice(0, 120);
+  return path && path !== '/' ? `${site.operation} at ${path}` : site.operation;
 }
 
 function toRequestBody(body: UpstreamRequest['body']): string | Uint8Array | Readable | null {

@@ -46,6 +46,8 @@ export interface ConnectErrorContext {
   retryAfterMs?: number;
   /** Set when a `not_found` means this chat is gone. */
   conversationId?: string;
+  /** The RPC's path, named when a bare HTTP status (a CDN or proxy page) comes back instead of a Connect error. */
+  path?: string;
 }
 
 export const defaultBusyRetryAfterMs = 3_000;
@@ -183,7 +185,7 @@ export async function errorFromResponse(response: UpstreamResponse, context: Con
       isRetryable: true,
     });
   }
-  return errorForHttpStatus(response.statusCode, response.headers, context.defaultRetryAfterMs, redact(body));
+  return errorForHttpStatus(response.statusCode, response.headers, context.defaultRetryAfterMs, redact(body), { operation: context.operation, path: context.path });
 }
 
 /** The Connect code a status stands for (Connect spec table, §3.12). */

@@ -6,13 +6,17 @@
  */
 import { UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent, ChatEventBatch, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
-import { createProgressDeadline, describeBody, parseJsonSafely, readBodyRuns, readBodyText, type UpstreamResponse } from '../upstream-http.ts';
+import { createProgressDeadline, describeBody, parseJsonSafely, readBodyRuns, type UpstreamResponse } from '../upstream-http.ts';
 import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
 import { buildChatRequest } from './connect-chat-request.ts';
 import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact, type ConnectErrorContext } from './connect-errors.ts';
 import { initialStreamState, mapConnectFrame, mapEndOfStream, type MapperOptions, type UnknownReport } from './connect-events.ts';
 import { ConnectFrameDecoder, encodeEnvelope, type ConnectFrame } from './connect-framing.ts';
 import { errorContext } from './connect-rpc.ts';
+
+const chatPath = '/apiv2/kimi.gateway.chat.v1.ChatService/Chat';
+/** How much of a body that is not a stream is read to describe it. */
+const maxNotAStreamBytes = 64 * 1024;
 
 export interface StreamExtras {
   maxFrameBytes: number;
@@ -27,8 +31,8 @@ export async function* streamChat(
   signal: AbortSignal,
   extras: StreamExtras,
 ): AsyncGenerator<ChatEventBatch, void, undefined> {
-  const url = `${settings.baseUrl}/apiv2/kimi.gateway.chat.v1.ChatService/Chat`;
-  const context = errorContext(settings, { operation: 'chat', conversationId: prompt.conversation?.id });
+  const url = `${settings.baseUrl}${chatPath}`;
+  const context = { ...errorContext(settings, { operation: 'chat', conversationId: prompt.conversation?.id }), path: chatPath };
   const response = await settings.http.send({
     url,
     method: 'POST',
@@ -39,7 +43,7 @@ export async function* streamChat(
   try {
     if (response.statusCode < 200 || response.statusCode >= 300) throw await errorFromResponse(response, context);
     const contentType = headerText(response.headers['content-type']);
-    if (!contentType.toLowerCase().startsWith('application/connect+json')) throw await notAStream(response, contentType, context);
+    if (!contentType.toLowerCase().startsWith('application/connect+json')) throw await notAStream(response, url, contentType, context);
 
     const options: MapperOptions = { citations: replyOptions.citations, defaultRetryAfterMs: settings.defaultRetryAfterMs, busyRetryAfterMs: settings.busyRetryAfterMs };
     const decoder = new ConnectFrameDecoder(extras.maxFrameBytes);
@@ -105,16 +109,35 @@ function bodyRuns(response: UpstreamResponse, url: string): AsyncGenerator<Uint8
   return readBodyRuns(response.body, url);
 }
 
-/** A 200 that is not a Connect stream: a unary-style Connect error, or an HTML page from a proxy. */
-async function notAStream(response: UpstreamResponse, contentType: string, context: ConnectErrorContext): Promise<GatewayError> {
-  const body = await readBodyText(response.body);
-  const info = parseConnectError(parseJsonSafely(body));
+/**
+ * A 200 that is not a Connect stream: a unary-style Connect error, an HTML page from a proxy, or Connect frames under
+ * another content type. Read as bytes so that a binary body is measured (never quoted: it would put NUL bytes and the
+ * account's chat ids into the client's error) with its exact size.
+ */
+async function notAStream(response: UpstreamResponse, url: string, contentType: string, context: ConnectErrorContext): Promise<GatewayError> {
+  const body = await readBodyBytes(response, url);
+  const info = parseConnectError(parseJsonSafely(Buffer.from(body).toString('utf8')));
   if (info) return gatewayErrorFromConnect(info, context);
   const snippet = redact(describeBody(body, contentType));
+  const shownType = contentType.replace(/[^\w./+;= -]/g, '').slice(0, 80);
   return new UpstreamError(
-    `Kimi answered the chat with ${contentType || 'no content type'} instead of a Connect stream${snippet ? `: ${snippet}` : ''}.`,
+    `Kimi answered the chat with ${shownType || 'no content type'} instead of a Connect stream${snippet ? `: ${snippet}` : ''}.`,
     { isRetryable: true },
   );
+}
+
+/** The body's first bytes (bounded: an answer under the wrong content type may be a whole stream). */
+async function readBodyBytes(response: UpstreamResponse, url: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const run of readBodyRuns(response.body, url)) {
+    for (const chunk of run) {
+      chunks.push(chunk.subarray(0, maxNotAStreamBytes - total));
+      total = Math.min(maxNotAStreamBytes, total + chunk.byteLength);
+    }
+    if (total >= maxNotAStreamBytes) break;
+  }
+  return Buffer.concat(chunks);
 }
 
 function headerText(value: string | string[] | undefined): string {
