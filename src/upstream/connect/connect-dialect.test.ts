@@ -240,8 +240,8 @@ describe('connect dialect over loopback (§3)', () => {
     it('reports unknown protocol parts once each through onUnknown and keeps streaming', async () => {
       const frames = transcript([
         { eventOffset: 1, op: 'set', chat: { id: 'c' } },
-        { eventOffset: 2, op: 'upsert', block: { id: '0_0', text: { content: 'x' } } },
-        { eventOffset: 3, op: 'upsert', block: { id: '0_0', text: { content: 'x' } } },
+        { eventOffset: 2, op: 'upsert', block: { id: '0_0', stage: { name: 'STAGE_NAME_X' } } },
+        { eventOffset: 3, op: 'upsert', block: { id: '0_0', stage: { name: 'STAGE_NAME_X' } } },
         { eventOffset: 4, op: 'set', block: { id: '0_0', text: { content: 'fine' } } },
         { eventOffset: 5, done: {} },
       ]);
