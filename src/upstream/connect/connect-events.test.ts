@@ -254,8 +254,10 @@ describe('stream rules (§3.6)', () => {
       result.error.message,
       'Kimi returned an empty answer (no text, no reasoning, no error); it sent unknown field:block.content frames instead (§3.6): the gateway needs an update — run doctor.',
     );
+    assert.equal(result.error.isRetryable, false, 'drift is the same on every account: no failover');
     const plain = run(transcript([...start, done(3)]));
     assert.equal(plain.error?.message, 'Kimi returned an empty answer (no text, no reasoning, no error).');
+    assert.equal((plain.error as UpstreamError).isRetryable, true, 'an unexplained empty answer may work on another account');
   });
 
   it('tolerates wrong-typed fields instead of dropping the frame', () => {

@@ -181,7 +181,8 @@ export function mapEndOfStream(
   if (!state.hasContent.text && !state.hasContent.reasoning) {
     const error = state.quotaNotice
       ? new RateLimitError('insufficient_quota', `This Kimi account has used up its quota: ${state.quotaNotice}.`, { retryAfterMs: defaultQuotaRetryAfterMs })
-      : new UpstreamError(emptyAnswerMessage(state.unknownsSeen), { isRetryable: true });
+      // Drift explains it when unknowns came instead of text: another account would get the same, so no failover.
+      : new UpstreamError(emptyAnswerMessage(state.unknownsSeen), { isRetryable: state.unknownsSeen.length === 0 });
     return { events, error };
   }
   events.push({ type: 'finish', reason: 'stop' });
