@@ -6,7 +6,7 @@
  * (simulator/README.md "QR login"), so each answer is read leniently.
  */
 import { renderUnicodeCompact } from 'uqr';
-import { GatewayError, UpstreamError } from '../errors.ts';
+import { ConflictError, GatewayError, UpstreamError } from '../errors.ts';
 
 /**
  * The part of the shared upstream client this needs; the gateway's `UpstreamHttp` fits it. Declared here
@@ -66,22 +66,28 @@ export async function startQrLogin(options: QrLoginOptions, signal: AbortSignal 
 
   async function poll(pollSignal: AbortSignal, onStatus?: (status: QrLoginStatus) => void): Promise<QrLoginTokens> {
     let last: QrLoginStatus | undefined;
+    let unrecognised: string | undefined;
     for (;;) {
       const answer = await call(options, 'GetLoginQRCodeStatus', { id }, pollSignal);
       const status = (text(answer.status) ?? 'STATUS_UNSPECIFIED').toUpperCase();
-      if (status.endsWith('CONFIRMED')) {
-        const refreshToken = text(answer.refreshToken) ?? text(answer.refresh_token);
-        const accessToken = text(answer.accessToken) ?? text(answer.access_token);
-        if (!refreshToken || !accessToken) throw new UpstreamError('Kimi confirmed the QR login without a token pair (§3.4).');
+      const tokens = tokenPair(answer);
+      // The token pair is what matters: an answer that carries both is a confirmation whatever its status is named
+      // (the status names are our reading, and a rename such as STATUS_SUCCESS must not strand the login).
+      if (tokens) {
         onStatus?.('confirmed');
-        return { refreshToken, accessToken };
+        return tokens;
       }
-      if (status.endsWith('EXPIRED')) throw qrError('qr_expired', 410, 'The QR code expired before it was confirmed; start a new QR login.');
-      if (/CANCEL|REJECT|DENIED|FAIL/.test(status)) throw qrError('qr_rejected', 409, `The QR login was not approved on the phone (${status}).`);
+      if (status.endsWith('CONFIRMED')) throw new UpstreamError('Kimi confirmed the QR login without a token pair (§3.4).');
+      if (status.endsWith('EXPIRED')) throw qrExpired('The QR code expired before it was confirmed; start a new QR login.');
+      if (/CANCEL|REJECT|DENIED|FAIL/.test(status)) throw qrRejected(`The QR login was not approved on the phone (${statusLabel(status)}).`);
+      if (!knownWaiting.has(status)) unrecognised = statusLabel(status);
       const current: QrLoginStatus = status.endsWith('SCANNED') ? 'scanned' : 'pending';
       if (current !== last) onStatus?.(current);
       last = current;
-      if (clock() + (options.pollIntervalMs ?? 2000) > deadline) throw qrError('qr_expired', 410, 'The QR code was not confirmed in time; start a new QR login.');
+      if (clock() + (options.pollIntervalMs ?? 2000) > deadline) {
+        const hint = unrecognised ? ` Kimi's last status was ${unrecognised}, which this version does not know (§3.4).` : '';
+        throw qrExpired(`The QR code was not confirmed in time; start a new QR login.${hint}`);
+      }
       await pause(options.pollIntervalMs ?? 2000, pollSignal);
     }
   }
@@ -138,8 +144,28 @@ async function readText(body: AsyncIterable<unknown> & { destroy(): void }): Pro
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function qrError(code: string, status: number, message: string): GatewayError {
-  return new GatewayError({ status, type: 'invalid_request_error', code, message });
+/** Statuses that mean "keep waiting" (simulator/README.md "QR login"); any other is remembered for the timeout message. */
+const knownWaiting = new Set(['STATUS_UNSPECIFIED', 'STATUS_PENDING', 'STATUS_SCANNED']);
+
+/** Both tokens of a confirmed login, under either spelling (§3.4 answers are camelCase; tolerant readers take both). */
+function tokenPair(answer: Record<string, unknown>): QrLoginTokens | undefined {
+  const refreshToken = text(answer.refreshToken) ?? text(answer.refresh_token);
+  const accessToken = text(answer.accessToken) ?? text(answer.access_token);
+  return refreshToken && accessToken ? { refreshToken, accessToken } : undefined;
+}
+
+/** An upstream status for a message: a plain enum name, or a placeholder (never arbitrary upstream text). */
+function statusLabel(status: string): string {
+  return /^[A-Z0-9_.-]{1,64}$/.test(status) ? status : '(an unreadable status)';
+}
+
+/** docs/errors.md: 410 `qr_expired` (invalid_request_error), 409 `qr_rejected` (conflict_error). */
+function qrExpired(message: string): GatewayError {
+  return new GatewayError({ status: 410, type: 'invalid_request_error', code: 'qr_expired', message });
+}
+
+function qrRejected(message: string): GatewayError {
+  return new ConflictError(message, { code: 'qr_rejected' });
 }
 
 function text(value: unknown): string | undefined {

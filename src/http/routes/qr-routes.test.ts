@@ -1,4 +1,4 @@
-// POST /v1/accounts/qr and GET /v1/accounts/qr?id= (issue 10): gateway key, the confirm flow against the
+// POST /v1/accounts/qr and GET /v1/accounts/qr/{id} or ?id= (issue 10): gateway key, the confirm flow against the
 // simulator's QR login (§3.4, inferred fields), tokens never reach the browser, failures and the pending cap.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { request } from 'undici';
 import { startSimulator, type Simulator } from '../../../simulator/simulator.ts';
+import { startFaultProxy, type FaultProxy } from '../../../test/support/fault-proxy.ts';
 import { startQrLogin } from '../../accounts/qr-login.ts';
 import type { AccountView } from '../../chat/chat-ports.ts';
 import { createLogger } from '../../log.ts';
@@ -16,6 +17,7 @@ import { createCredentialResolver } from '../credentials.ts';
 import { qrLoginRoutes, type QrRoutes } from './qr-routes.ts';
 
 let simulator: Simulator;
+let proxy: FaultProxy;
 let http: UpstreamHttp;
 let server: Server;
 let routes: QrRoutes;
@@ -25,10 +27,11 @@ const added: string[] = [];
 
 before(async () => {
   simulator = await startSimulator();
+  proxy = await startFaultProxy(simulator.url); // passes everything through unless a test sets a rule
   http = createUpstreamHttp({ connectTimeoutMs: 2000, firstByteTimeoutMs: 5000, idleTimeoutMs: 5000, defaultRetryAfterMs: 1000, userAgent: 'test' });
   const credentials = createCredentialResolver({ apiKeys: ['gateway-key'], hasServerPool: true });
   routes = qrLoginRoutes({
-    startQrLogin: (signal) => startQrLogin({ authUrl: simulator.url, http, pollIntervalMs: 20, maxWaitMs }, signal),
+    startQrLogin: (signal) => startQrLogin({ authUrl: proxy.url, http, pollIntervalMs: 20, maxWaitMs }, signal),
     addAccountFromToken: async (token): Promise<AccountView> => {
       added.push(token);
       return { id: `acct-${added.length}`, dialect: 'current', state: 'live', source: 'added', inFlight: 0, isShortLived: false };
@@ -40,6 +43,8 @@ before(async () => {
     routes: [
       { method: 'POST', path: '/v1/accounts/qr', handler: routes.create },
       { method: 'GET', path: '/v1/accounts/qr', handler: routes.status },
+      // The same line src/main.ts needs for the path form the module header promises.
+      { method: 'GET', path: '/v1/accounts/qr/*', handler: routes.status },
     ],
     log: createLogger({ level: 'silent', destination: new PassThrough() }),
     corsOrigins: [],
@@ -53,6 +58,7 @@ after(async () => {
   routes.close();
   await new Promise((resolve) => server.close(resolve));
   await http.close();
+  await proxy.close();
   await simulator.close();
 });
 
@@ -99,12 +105,58 @@ test('an expired code ends as failed with qr_expired; unknown ids are 404', asyn
   try {
     const created = await call('POST', '/v1/accounts/qr');
     const failed = await until(String(created.json.id), ['failed']);
-    assert.deepEqual((failed.error as { code: string }).code, 'qr_expired');
+    assert.deepEqual({ ...(failed.error as object), message: undefined }, { code: 'qr_expired', type: 'invalid_request_error', message: undefined });
   } finally {
     maxWaitMs = 60_000;
   }
   const unknown = await call('GET', '/v1/accounts/qr?id=nope');
   assert.equal(unknown.status, 404);
+});
+
+test('the path form GET /v1/accounts/qr/{id} answers like ?id=; an unknown id says the process does not know it', async () => {
+  const created = await call('POST', '/v1/accounts/qr');
+  const id = String(created.json.id);
+  const byPath = await call('GET', `/v1/accounts/qr/${id}`);
+  assert.equal(byPath.status, 200);
+  assert.equal(byPath.json.id, id);
+  assert.equal(byPath.json.status, 'pending');
+  const unknown = await call('GET', '/v1/accounts/qr/0f0e5a39-restarted');
+  assert.equal(unknown.status, 404);
+  assert.match((unknown.json.error as { message: string }).message, /unknown to this gateway process \(finished more than ten minutes ago, expired, or the gateway restarted\)/);
+  const malformed = await call('GET', '/v1/accounts/qr/%E0%A4%A');
+  assert.equal(malformed.status, 404, 'a malformed escape is no id, not a server error');
+  routes.close(); // stop this login's polling, so it no longer counts against maxPending
+  assert.equal((await until(id, ['failed'])).status, 'failed');
+});
+
+test('a refused login: the poll answers 200 with status failed and error {code qr_rejected, type conflict_error} (docs/errors.md)', async () => {
+  proxy.setRule({ path: /GetLoginQRCodeStatus$/, rewrite: (answer) => ({ ...answer, body: Buffer.from(answer.body.toString().replace('STATUS_SCANNED', 'STATUS_REJECTED')) }) });
+  try {
+    const created = await call('POST', '/v1/accounts/qr');
+    const upstreamId = String(created.json.url).split('/qr-login/')[1];
+    await request(`${simulator.url}/__simulator/qr/${upstreamId}/scan`, { method: 'POST' }).then((response) => response.body.text());
+    await until(String(created.json.id), ['failed']);
+    const failed = await call('GET', `/v1/accounts/qr/${String(created.json.id)}`);
+    assert.equal(failed.status, 200);
+    assert.equal(failed.json.status, 'failed');
+    assert.deepEqual({ ...(failed.json.error as object), message: undefined }, { code: 'qr_rejected', type: 'conflict_error', message: undefined });
+  } finally {
+    proxy.setRule(undefined);
+  }
+});
+
+test('a renamed confirmed status that carries the tokens still adds the account (§3.4)', async () => {
+  proxy.setRule({ path: /GetLoginQRCodeStatus$/, rewrite: (answer) => ({ ...answer, body: Buffer.from(answer.body.toString().replace('STATUS_CONFIRMED', 'STATUS_SUCCESS')) }) });
+  try {
+    const created = await call('POST', '/v1/accounts/qr');
+    const upstreamId = String(created.json.url).split('/qr-login/')[1];
+    await request(`${simulator.url}/__simulator/qr/${upstreamId}/confirm`, { method: 'POST' }).then((response) => response.body.text());
+    const done = await until(String(created.json.id), ['confirmed', 'failed']);
+    assert.equal(done.status, 'confirmed', JSON.stringify(done.error));
+    assert.equal((done.account as AccountView).id, `acct-${added.length}`);
+  } finally {
+    proxy.setRule(undefined);
+  }
 });
 
 test('at most maxPending logins wait at once (429 with Retry-After)', async () => {

@@ -1,9 +1,11 @@
 /**
  * @module http/routes/qr-routes
  * QR login for the status page (issue 10): `POST /v1/accounts/qr` starts one (answers `{id, url, expiresAt}`),
- * `GET /v1/accounts/qr?id=…` (or `/v1/accounts/qr/{id}`) reports `pending` / `scanned` / `confirmed` with the
- * new account / `failed` with the reason. The upstream polling runs here, in the background, bounded by the
- * code's lifetime; the tokens go straight into the pool and never to the browser. Gateway key required when set.
+ * `GET /v1/accounts/qr/{id}` (or `GET /v1/accounts/qr?id=…`) reports `pending` / `scanned` / `confirmed` with the
+ * new account / `failed` with `error: {code, type, message}` — always HTTP 200, like any status of a job that
+ * exists; 404 only for an id this process does not know. The upstream polling runs here, in the background,
+ * bounded by the code's lifetime; the tokens go straight into the pool and never to the browser. Gateway key
+ * required when set.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -32,7 +34,7 @@ interface PendingLogin {
   expiresAt?: number;
   status: QrState;
   account?: AccountView;
-  error?: { message: string; code: string };
+  error?: { message: string; code: string; type: string };
   finishedAt?: number;
   abort: AbortController;
 }
@@ -66,7 +68,8 @@ export function qrLoginRoutes(deps: QrRouteDeps): QrRoutes {
       })
       .catch((error: unknown) => {
         login.status = 'failed';
-        login.error = error instanceof GatewayError ? { message: error.message, code: error.code } : { message: 'The QR login failed.', code: 'qr_failed' };
+        // The same code and type the error has elsewhere (docs/errors.md), e.g. qr_rejected / conflict_error.
+        login.error = error instanceof GatewayError ? { message: error.message, code: error.code, type: error.type } : { message: 'The QR login failed.', code: 'qr_failed', type: 'api_error' };
       })
       .finally(() => {
         login.finishedAt = clock();
@@ -91,9 +94,14 @@ export function qrLoginRoutes(deps: QrRouteDeps): QrRoutes {
   const status: RouteHandler = (context: HttpContext) => {
     deps.requireGatewayKey(context.request.headers);
     sweep();
-    const id = context.url.searchParams.get('id') ?? /\/v1\/accounts\/qr\/([^/]+)$/.exec(context.url.pathname)?.[1] ?? '';
-    const login = logins.get(decodeURIComponent(id));
-    if (!login) throw new NotFoundError(`No QR login ${id ? `"${id.slice(0, 64)}"` : '(missing ?id=)'}; it may have finished more than ten minutes ago. Start a new one with POST /v1/accounts/qr.`);
+    const id = loginIdOf(context.url, context.path);
+    const login = id ? logins.get(id) : undefined;
+    if (!id) throw new NotFoundError('No QR login id: use GET /v1/accounts/qr/{id} with the id POST /v1/accounts/qr answered.');
+    if (!login) {
+      throw new NotFoundError(
+        `QR login "${id.slice(0, 64).replace(/[^\w-]/g, '?')}" is unknown to this gateway process (finished more than ten minutes ago, expired, or the gateway restarted). Start a new one with POST /v1/accounts/qr.`,
+      );
+    }
     sendJson(context, 200, view(login), { 'cache-control': 'no-store' });
   };
 
@@ -104,6 +112,18 @@ export function qrLoginRoutes(deps: QrRouteDeps): QrRoutes {
       for (const login of logins.values()) login.abort.abort(new Error('The gateway is shutting down.'));
     },
   };
+}
+
+/** The id from `/v1/accounts/qr/{id}` or `?id=`; a malformed escape is no id rather than a 500. */
+function loginIdOf(url: URL, routedPath: string): string {
+  const fromQuery = url.searchParams.get('id');
+  if (fromQuery !== null) return fromQuery;
+  const segment = /^\/v1\/accounts\/qr\/([^/]+)$/.exec(routedPath)?.[1] ?? '';
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
 }
 
 function view(login: PendingLogin): Record<string, unknown> {
