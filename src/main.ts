@@ -169,6 +169,7 @@ export async function startGateway(config: Config, options: GatewayOptions = {})
     },
     { method: 'POST', path: '/v1/accounts/qr', handler: qr.create },
     { method: 'GET', path: '/v1/accounts/qr', handler: qr.status },
+    { method: 'GET', path: '/v1/accounts/qr/*', handler: qr.status },
   ];
   const app = createApp({
     routes: buildRoutes({

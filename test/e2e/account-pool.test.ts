@@ -222,3 +222,16 @@ test('an account added at run time answers right after a restart (no KIMI_TOKENS
     await simulator.close();
   }
 });
+
+test('QR login: GET /v1/accounts/qr/{id} answers like ?id= in the running gateway', async () => {
+  await withStack({ accounts: 1, serverPool: true }, async (stack) => {
+    const started = await request(`${stack.gatewayUrl}/v1/accounts/qr`, { method: 'POST' });
+    const login = (await started.body.json()) as { id: string };
+    assert.ok(login.id, JSON.stringify(login));
+    const byQuery = (await (await request(`${stack.gatewayUrl}/v1/accounts/qr?id=${login.id}`)).body.json()) as { status: string };
+    const byPath = await request(`${stack.gatewayUrl}/v1/accounts/qr/${login.id}`);
+    assert.equal(byPath.statusCode, 200);
+    assert.equal(((await byPath.body.json()) as { status: string }).status, byQuery.status);
+    assert.equal((await request(`${stack.gatewayUrl}/v1/accounts/qr/no-such-login`)).statusCode, 404);
+  });
+});

@@ -249,3 +249,24 @@ test("Kimi's model catalogue missing (404): GET /v1/models falls back to the bui
     await isolated.close();
   }
 });
+
+test('§3.4/§10.2 drift: a refresh answer that renames the rotated token field keeps the new token and shows the drift in /v1/status', async () => {
+  const isolated = await startStack({ serverPool: true, existingSimulator: simulator, env: { KIMI_AUTH_URL: proxy.url } });
+  try {
+    proxy.setRule({
+      path: /AuthService\/RefreshToken$/,
+      rewrite: (answer) => {
+        const body = JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>;
+        const { refreshToken, ...rest } = body;
+        return { ...answer, body: Buffer.from(JSON.stringify({ ...rest, newRefreshToken: refreshToken })) };
+      },
+    });
+    assert.equal((await chat(isolated.gatewayUrl, { prompt: 'after a renamed refresh' })).status, 200);
+    assert.ok(proxy.matched >= 1, 'the refresh went through the rewriting proxy');
+    const status = (await (await fetch(`${isolated.gatewayUrl}/v1/status`)).json()) as { unknownUpstream?: Record<string, number> };
+    assert.ok((status.unknownUpstream?.['field:refresh.newRefreshToken'] ?? 0) >= 1, JSON.stringify(status.unknownUpstream));
+  } finally {
+    proxy.setRule(undefined);
+    await isolated.close();
+  }
+});

@@ -92,6 +92,8 @@ export function createConnectDialect(options: ConnectDialectOptions): KimiDialec
     timeZone: options.timeZone ?? (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'),
     defaultRetryAfterMs: options.defaultRetryAfterMs ?? options.http.options.defaultRetryAfterMs,
     busyRetryAfterMs: options.busyRetryAfterMs ?? defaultBusyRetryAfterMs,
+    // A renamed refresh-token field is drift like any other: counted and shown, not only warned about.
+    ...(options.onUnknown ? { onUnknown: options.onUnknown } : {}),
   };
   const api = (path: string) => `${settings.baseUrl}/apiv2/${path}`;
 
