@@ -34,6 +34,16 @@ async function simulatorFor(options: SimulatorOptions = {}): Promise<Simulator> 
 }
 
 let instanceCount = 0;
+/**
+ * A Redis database of its own per test: replicas on one Redis share every server account stored there (that is the
+ * point), and an earlier test's account, unknown to this test's simulator, would join this test's pool.
+ */
+let databases = 0;
+function ownDatabase(): string {
+  databases += 1;
+  return `${redis.url}/${databases}`;
+}
+
 async function replica(simulator: Simulator, env: Record<string, string>): Promise<GatewayInstance> {
   instanceCount += 1;
   const instance = await startGatewayInstance(simulator, {
@@ -70,7 +80,7 @@ test('two replicas, one Redis, 40 concurrent requests on a cold account: exactly
   const account = simulator.issueAccount();
   // Hold each refresh 300 ms so that both replicas are certainly waiting on the same cold account at once.
   simulator.setScenario('slow-refresh', { userId: account.userId });
-  const env = { KIMI_TOKENS: account.refreshToken, REDIS_URL: redis.url };
+  const env = { KIMI_TOKENS: account.refreshToken, REDIS_URL: ownDatabase() };
   // Started side by side and hammered at once: each replica's start-up catalogue fetch and the 40 requests all
   // race for the same cold account.
   const replicas = await Promise.all([replica(simulator, env), replica(simulator, env)]);
@@ -96,7 +106,7 @@ test('two replicas, one Redis, 40 concurrent requests on a cold account: exactly
 test('a cooldown from a 429 with Retry-After on replica A is honoured by replica B without calling upstream (§10.6)', async () => {
   const simulator = await simulatorFor();
   const account = simulator.issueAccount();
-  const env = { KIMI_TOKENS: account.refreshToken, REDIS_URL: redis.url, ACCOUNT_COOLDOWN_MS: '30000' };
+  const env = { KIMI_TOKENS: account.refreshToken, REDIS_URL: ownDatabase(), ACCOUNT_COOLDOWN_MS: '30000' };
   const [replicaA, replicaB] = [await replica(simulator, env), await replica(simulator, env)];
   for (const instance of [replicaA, replicaB]) assert.equal((await chat(instance.url, { prompt: 'warm up' })).status, 200);
 
