@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { simulatedReply, startSimulator, type Simulator } from '../../simulator/simulator.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { chat } from '../support/gateway-client.ts';
-import { connectFrames, offsetsInsideCharacters, startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { connectFrames, offsetsInsideCharacters, startFaultProxy, withFaultRule, type FaultProxy, type FaultRule } from '../support/fault-proxy.ts';
 
 const chatPath = '/apiv2/kimi.gateway.chat.v1.ChatService/Chat';
 const legacyStreamPath = /\/api\/chat\/[^/]+\/completion\/stream$/;
@@ -38,15 +38,8 @@ function expectedReply(): string {
   return simulatedReply({ userText, turn: 1, markerStyle: last?.path === chatPath ? 'e3a3' : 'none' }).text;
 }
 
-async function withRule<T>(rule: Parameters<FaultProxy['setRule']>[0], run: () => Promise<T>): Promise<T> {
-  proxy.setRule(rule);
-  try {
-    const result = await run();
-    assert.ok(proxy.matched > 0, 'the fault was injected');
-    return result;
-  } finally {
-    proxy.setRule(undefined);
-  }
+function withRule<T>(rule: FaultRule, run: () => Promise<T>): Promise<T> {
+  return withFaultRule(proxy, rule, run);
 }
 
 /** Connect body with `inserted` placed right after the first answer-text frame. */

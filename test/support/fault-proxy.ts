@@ -132,6 +132,21 @@ export function connectFrames(body: Buffer): { start: number; end: number; flags
   return frames;
 }
 
+/**
+ * Runs `run` with `rule` set, and clears it afterwards whatever happens. Fails when the rule never matched, so a
+ * test cannot pass without the fault it names having been injected.
+ */
+export async function withFaultRule<T>(proxy: FaultProxy, rule: FaultRule, run: () => Promise<T>): Promise<T> {
+  proxy.setRule(rule);
+  try {
+    const result = await run();
+    if (proxy.matched === 0) throw new Error('the fault was never injected: no request matched the rule');
+    return result;
+  } finally {
+    proxy.setRule(undefined);
+  }
+}
+
 /** Offsets of every UTF-8 continuation byte whose position inside its character is `position` (1, 2 or 3). */
 export function offsetsInsideCharacters(body: Buffer, position: number): number[] {
   const offsets: number[] = [];

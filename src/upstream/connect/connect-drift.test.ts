@@ -8,7 +8,7 @@ import { startSimulator, type Simulator } from '../../../simulator/simulator.ts'
 import type { ScenarioName } from '../../../simulator/scenarios.ts';
 import { startStack, type Stack } from '../../../test/support/stack.ts';
 import { chat, waitUntil } from '../../../test/support/gateway-client.ts';
-import { connectFrames, startFaultProxy, type FaultProxy, type FaultRule, type UpstreamAnswer } from '../../../test/support/fault-proxy.ts';
+import { connectFrames, startFaultProxy, withFaultRule, type FaultProxy, type FaultRule, type UpstreamAnswer } from '../../../test/support/fault-proxy.ts';
 
 const chatRpc = /ChatService\/Chat$/;
 let simulator: Simulator;
@@ -26,15 +26,8 @@ after(async () => {
   await simulator?.close();
 });
 
-async function withRule<T>(rule: FaultRule, run: () => Promise<T>): Promise<T> {
-  proxy.setRule(rule);
-  try {
-    const result = await run();
-    assert.ok(proxy.matched > 0, 'the fault was injected');
-    return result;
-  } finally {
-    proxy.setRule(undefined);
-  }
+function withRule<T>(rule: FaultRule, run: () => Promise<T>): Promise<T> {
+  return withFaultRule(proxy, rule, run);
 }
 
 async function withScenario<T>(scenario: ScenarioName, run: () => Promise<T>): Promise<T> {
