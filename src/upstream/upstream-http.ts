@@ -237,6 +237,11 @@ function describeBinary(body: string | Uint8Array): string | undefined {
   return /[\u0000-\u0008\u000e-\u001f\u007f\ufffd]/.test(text) ? `${size} bytes of binary data` : undefined;
 }
 
+/** A response header as one string: the first value of a repeated header, '' when absent. */
+export function headerText(value: string | string[] | undefined): string {
+  return (Array.isArray(value) ? value[0] : value) ?? '';
+}
+
 /** Parses JSON safely: returns undefined instead of throwing on a non-JSON body. */
 export function parseJsonSafely(text: string): unknown {
   try {

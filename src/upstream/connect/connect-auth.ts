@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AuthenticationError, UpstreamError, type GatewayError } from '../../errors.ts';
 import { decodeJwtClaims, expiresAtMs, type KimiTokenClaims } from '../../jwt.ts';
 import type { AccountIdentity, Session, SessionGrant } from '../dialect.ts';
-import { describeBody, parseJsonSafely, readBodyText, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
+import { describeBody, headerText, parseJsonSafely, readBodyText, type UpstreamHttp, type UpstreamResponse } from '../upstream-http.ts';
 import { errorFromResponse, parseConnectError, redact } from './connect-errors.ts';
 import type { UnknownObserver } from './connect-events.ts';
 import { lenientString } from './connect-frame-schema.ts';
@@ -125,7 +125,7 @@ async function grantFromResponse(settings: ConnectSettings, response: UpstreamRe
   const json = parseJsonSafely(text);
   if (json === undefined) {
     // A front end's HTML page (or any non-JSON) at the refresh path: say so, not "no access token" (§3.4).
-    const said = redact(describeBody(text, headerValue(response.headers['content-type']))) || 'an empty body';
+    const said = redact(describeBody(text, headerText(response.headers['content-type']))) || 'an empty body';
     throw new UpstreamError(`Kimi answered ${step} with ${said} instead of JSON (§3.4).`);
   }
   const parsed = tokenPairSchema.safeParse(json);
@@ -176,9 +176,6 @@ function reportDrift(settings: ConnectSettings, kind: 'field', name: string): vo
   process.emitWarning(`Kimi sent the rotated refresh token in an unknown field (${kind}:${name}, §3.4); it was used and kept.`, { code: 'KIMI_UPSTREAM_DRIFT' });
 }
 
-function headerValue(value: string | string[] | undefined): string {
-  return (Array.isArray(value) ? value[0] : value) ?? '';
-}
 
 /** A dead, rotated-away or foreign refresh token: the account must sign in again (§3.4 "invalid claims"). */
 async function refusedRefresh(response: UpstreamResponse, step: string): Promise<GatewayError> {

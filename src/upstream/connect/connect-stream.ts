@@ -6,7 +6,7 @@
  */
 import { UpstreamError, type GatewayError } from '../../errors.ts';
 import type { ChatEvent, ChatEventBatch, KimiPrompt, Session, StreamReplyOptions } from '../dialect.ts';
-import { createProgressDeadline, describeBody, parseJsonSafely, readBodyRuns, type UpstreamResponse } from '../upstream-http.ts';
+import { createProgressDeadline, describeBody, headerText, parseJsonSafely, readBodyRuns, type UpstreamResponse } from '../upstream-http.ts';
 import { connectHeaders, type ConnectSettings } from './connect-auth.ts';
 import { buildChatRequest } from './connect-chat-request.ts';
 import { errorFromResponse, gatewayErrorFromConnect, parseConnectError, redact, type ConnectErrorContext } from './connect-errors.ts';
@@ -138,8 +138,4 @@ async function readBodyBytes(response: UpstreamResponse, url: string): Promise<U
     if (total >= maxNotAStreamBytes) break;
   }
   return Buffer.concat(chunks);
-}
-
-function headerText(value: string | string[] | undefined): string {
-  return (Array.isArray(value) ? value[0] : value) ?? '';
 }
