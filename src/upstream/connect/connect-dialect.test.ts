@@ -354,5 +354,16 @@ describe('connect dialect over loopback (§3)', () => {
       ]);
       assert.equal(server.requests[0].path, '/apiv2/kimi.gateway.config.v1.ConfigService/GetAvailableModels');
     });
+
+    it('a CDN 404 page on a unary RPC names the operation and its path, and says the endpoint may have moved', async () => {
+      server.handle((_request, response) => {
+        response.writeHead(404, { 'content-type': 'text/html' }).end('<html><head><title>404 Not Found</title></head><body>nginx</body></html>');
+      });
+      await assert.rejects(dialect.listModels(session, signal()), (error: Error) => {
+        assert.match(error.message, /for model list at \/apiv2\/kimi\.gateway\.config\.v1\.ConfigService\/GetAvailableModels/);
+        assert.match(error.message, /the endpoint may have moved; run doctor/);
+        return true;
+      });
+    });
   });
 });

@@ -16,6 +16,8 @@ export interface RpcContext {
   /** Words for messages: "conversation lookup", "model list". */
   operation: string;
   conversationId?: string;
+  /** The RPC's path, named when a CDN or proxy page comes back instead of a Connect error (callUnary sets it). */
+  path?: string;
 }
 
 export function sendUnary(settings: ConnectSettings, session: Session, url: string, body: unknown, signal: AbortSignal): Promise<UpstreamResponse> {
@@ -43,5 +45,5 @@ export async function readUnaryJson(settings: ConnectSettings, response: Upstrea
 }
 
 export async function callUnary(settings: ConnectSettings, session: Session, url: string, body: unknown, context: RpcContext, signal: AbortSignal): Promise<unknown> {
-  return readUnaryJson(settings, await sendUnary(settings, session, url, body, signal), context);
+  return readUnaryJson(settings, await sendUnary(settings, session, url, body, signal), { ...context, path: new URL(url).pathname });
 }
