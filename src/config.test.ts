@@ -25,6 +25,9 @@ test('defaults follow contract.md', () => {
 test('an unknown KIMI_* key or an invalid value fails, naming the key', () => {
   assert.throws(() => loadConfig({ env: { KIMI_BASEURL: 'x' } }), /KIMI_BASEURL/);
   assert.throws(() => loadConfig({ env: { PORT: 'eighty' } }), /PORT/);
+  for (const odd of ['0x10', '1e3', '0b11', '8000.5']) assert.throws(() => loadConfig({ env: { PORT: odd } }), /Invalid setting PORT/, odd);
+  assert.equal(loadConfig({ env: { PORT: ' 8080 ' } }).PORT, 8080);
+  assert.equal(loadConfig({ configFile: undefined, env: {}, overrides: { PORT: 9000 } }).PORT, 9000);
   assert.throws(() => loadConfig({ env: { KIMI_DIALECT: 'v3' } }), /KIMI_DIALECT/);
   assert.throws(() => loadConfig({ env: { KIMI_BASE_URL: 'ftp://x' } }), /KIMI_BASE_URL/);
   assert.throws(() => loadConfig({ env: { ALLOW_PRIVATE_ATTACHMENT_URLS: 'maybe' } }), /ALLOW_PRIVATE_ATTACHMENT_URLS/);

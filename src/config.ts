@@ -7,7 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
-const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** Whole numbers written in decimal: Number() would also take "0x10", "1e3" or "0b11" for a port or a timeout. */
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value) ? Number(value) : value),
+    z.number({ error: 'expected a whole number in decimal digits' }).int().min(min).max(max),
+  );
 /** The longest delay a Node timer holds; a larger one fires at once (TimeoutOverflowWarning), not later. */
 const maxTimerMs = 2 ** 31 - 1;
 const milliseconds = (min: number) => integer(min, maxTimerMs);
