@@ -30,7 +30,12 @@ export function createChatAccounts(pool: AccountPool): AccountDirectory {
     },
     getConversation: (conversationId) => pool.getConversation(conversationId),
     recordConversation: (conversationId, record, deleteAtMs) =>
-      pool.bindConversation(conversationId, record.accountId, { parentMessageId: record.parentMessageId, createdByGateway: record.createdByGateway, deleteAt: deleteAtMs }),
+      pool.bindConversation(conversationId, record.accountId, {
+        parentMessageId: record.parentMessageId,
+        createdByGateway: record.createdByGateway,
+        deleteAt: deleteAtMs,
+        isParentUnconfirmed: record.isParentUnconfirmed,
+      }),
     postponeDeletion: (conversationId, accountId, atMs) => pool.postponeDeletion(conversationId, accountId, atMs),
     cancelDeletion: (conversationId, record) => pool.cancelDeletion(conversationId, record),
   };

@@ -80,7 +80,7 @@ export interface AccountPool {
   accountsFromBearer(tokens: readonly string[]): Promise<Account[]>;
   serverAccounts(): Account[];
   lease(request?: LeaseRequest): Promise<Lease>;
-  bindConversation(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number }): Promise<void>;
+  bindConversation(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number; isParentUnconfirmed?: boolean }): Promise<void>;
   getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
   /** Writes the chat's deletion job for `atMs`, no reads: the caller knows the chat is the gateway's and whose it is. */
   postponeDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;

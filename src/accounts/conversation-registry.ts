@@ -18,6 +18,11 @@ export interface ConversationRecord {
   createdByGateway: boolean;
   /** When the chat is due for deletion (epoch ms), if scheduled. */
   deleteAfter?: number;
+  /**
+   * A turn failed after it reached Kimi, without the gateway learning the id of the answer Kimi may have started: the
+   * next turn's parent must be Kimi's latest assistant message (§3.8), so it is looked up first.
+   */
+  isParentUnconfirmed?: boolean;
 }
 
 interface DeletionJob {
@@ -49,7 +54,7 @@ export interface ConversationRegistryOptions {
 
 export interface ConversationRegistry {
   /** Writes the chat's whole record, no reads; with `deleteAt` (chats the gateway created only), first its deletion job. */
-  bind(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number }): Promise<void>;
+  bind(conversationId: string, accountId: string, details: { parentMessageId?: string; createdByGateway: boolean; deleteAt?: number; isParentUnconfirmed?: boolean }): Promise<void>;
   get(conversationId: string): Promise<ConversationRecord | undefined>;
   /** Writes the chat's deletion job for `atMs`, no reads: the caller knows the chat is the gateway's and whose it is. */
   postponeDeletion(conversationId: string, accountId: string, atMs: number): Promise<void>;
@@ -127,6 +132,7 @@ export function createConversationRegistry(options: ConversationRegistryOptions)
     async bind(conversationId, accountId, details) {
       const record: ConversationRecord = { accountId, createdByGateway: details.createdByGateway };
       if (details.parentMessageId) record.parentMessageId = details.parentMessageId;
+      if (details.isParentUnconfirmed) record.isParentUnconfirmed = true;
       if (details.deleteAt !== undefined && details.createdByGateway) {
         // The job first: a crash between the two writes still deletes the chat.
         const job: DeletionJob = { conversationId, accountId, atMs: details.deleteAt, attempts: 0 };

@@ -30,6 +30,11 @@ export interface ConversationRecord {
   createdByGateway: boolean;
   /** When the chat is due for deletion (epoch ms), if scheduled. */
   deleteAfter?: number;
+  /**
+   * A turn failed after it reached Kimi, without the gateway learning the id of the answer Kimi may have started: the
+   * next turn's parent must be Kimi's latest assistant message (§3.8), so it is looked up first.
+   */
+  isParentUnconfirmed?: boolean;
 }
 
 export interface LeaseOptions {

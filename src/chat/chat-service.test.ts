@@ -98,6 +98,25 @@ function ask(chat: ChatService, conversationId?: string) {
 }
 
 describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
+  test('a new chat is scheduled for deletion as soon as Kimi names it: a process that dies mid-turn still has it deleted a day later', async () => {
+    const { chat, pool, store, upstream, clock, ids } = await setup(['a'], () => [{ type: 'conversation-start', conversationId: 'chat-mid' }, { type: 'text-delta', text: 'partial' }, { type: 'finish', reason: 'stop' }], { retentionSeconds: 1 });
+    const batches = chat.streamChat({ messages: [{ role: 'user', content: 'hi' }] }, new AbortController().signal).batches[Symbol.asyncIterator]();
+    await batches.next(); // the answer is streaming; the process "dies" here, never finishing the turn
+    await new Promise((resolve) => setImmediate(resolve));
+    const job = JSON.parse((await store.get('del:chat-mid')) ?? 'null') as { accountId: string; atMs: number } | null;
+    assert.ok(job, 'a deletion job exists before the answer ends');
+    assert.equal(job.accountId, ids[0]);
+    assert.equal(job.atMs, clock.now() + 24 * 3_600_000, 'a day out (longer than the 1 s retention: the turn may run long)');
+    // A restarted process on the same store: the sweeper finds the job and deletes the chat.
+    const restarted = createAccountPool({ store, dialects: upstream.dialects(), clock: clock.now, reloadIntervalMs: 0, sweepIntervalMs: 0 });
+    await restarted.addServerAccounts(['a-refresh-0']);
+    clock.advance(24 * 3_600_000);
+    assert.equal(await restarted.sweepDeletions(), 1);
+    assert.deepEqual(upstream.deleted.map((entry) => entry.conversationId), ['chat-mid']);
+    await restarted.close();
+    await pool.close();
+  });
+
   test('an answered chat is kept for the retention, then the sweeper deletes it', async () => {
     const { chat, pool, upstream, clock, ids } = await setup(['a'], (_name, token) => answer(token), { retentionSeconds: 600 });
     assert.equal((await ask(chat)).text, 'a-access-1');
@@ -126,17 +145,19 @@ describe('temporary chats (§10.3, CHAT_RETENTION_SECONDS)', () => {
     await pool.close();
   });
 
-  test('a continued turn that failed before answering leaves the parent at the last answer, so the retry continues from there', async () => {
+  test('a continued turn that failed after Kimi started its answer moves the parent there (§3.8: the next turn must follow it); one that failed before leaves it', async () => {
     const { chat, pool, prompts } = await setup(['a'], (_name, _token, call) => {
       if (call === 1) return [{ type: 'conversation-start', conversationId: 'chat-1' }, { type: 'message-start', messageId: 'answer-1' }, { type: 'text-delta', text: 'one' }, { type: 'finish', reason: 'stop' }];
-      if (call === 2) return [{ type: 'message-start', messageId: 'failed-2' }, new UpstreamError('Kimi returned an empty answer', { isRetryable: true })];
-      return [{ type: 'message-start', messageId: 'answer-3' }, { type: 'text-delta', text: 'three' }, { type: 'finish', reason: 'stop' }];
+      if (call === 2) return [new UpstreamError('Kimi answered HTTP 500', { isRetryable: true })];
+      if (call === 3) return [{ type: 'message-start', messageId: 'interrupted-3' }, new UpstreamError('Kimi stopped sending data mid-answer', { isRetryable: true })];
+      return [{ type: 'message-start', messageId: 'answer-4' }, { type: 'text-delta', text: 'four' }, { type: 'finish', reason: 'stop' }];
     }, { retentionSeconds: 600 });
     await ask(chat);
     await assert.rejects(ask(chat, 'chat-1'), UpstreamError);
+    await assert.rejects(ask(chat, 'chat-1'), UpstreamError);
     await ask(chat, 'chat-1');
-    assert.deepEqual(prompts.map((prompt) => prompt.conversation?.parentMessageId), [undefined, 'answer-1', 'answer-1']);
-    assert.equal((await pool.getConversation('chat-1'))?.parentMessageId, 'answer-3');
+    assert.deepEqual(prompts.map((prompt) => prompt.conversation?.parentMessageId), [undefined, 'answer-1', 'answer-1', 'interrupted-3']);
+    assert.equal((await pool.getConversation('chat-1'))?.parentMessageId, 'answer-4');
     await pool.close();
   });
 
@@ -253,7 +274,7 @@ function watchStore() {
 }
 
 describe('state store calls per turn (each a round trip on Redis)', () => {
-  test('a new chat writes its deletion job, then its record; a continued turn reads the record once and writes it once, after the job', async () => {
+  test('a new chat writes a provisional deletion job when it is named, then its job and record; a continued turn reads the record once and writes it once, after the job', async () => {
     const watch = watchStore();
     const { chat, pool } = await setup(['a'], (_name, _token, call) => answer(`call-${call}`), { retentionSeconds: 600, wrapStore: watch.wrap });
     await ask(chat); // the account's first session (a refresh) is not what this test counts
@@ -261,7 +282,8 @@ describe('state store calls per turn (each a round trip on Redis)', () => {
     const chatKeys = (taken: { calls: string[]; roundTrips: number }) => ({ ...taken, calls: taken.calls.filter((call) => / (conv|del):/.test(call)) });
     await ask(chat);
     // Besides the chat's keys, each lease reads the account's cooldown and invalid marks (together: one round trip).
-    assert.deepEqual(chatKeys(watch.take()), { calls: ['set del:chat-call-2', 'set conv:chat-call-2'], roundTrips: 3 });
+    // The first job is the provisional one (a crash mid-turn still deletes the chat), written while the answer streams.
+    assert.deepEqual(chatKeys(watch.take()), { calls: ['set del:chat-call-2', 'set del:chat-call-2', 'set conv:chat-call-2'], roundTrips: 4 });
     await ask(chat, 'chat-call-2');
     // Read the record; the marks; move the job out while the turn runs; at its end the job, then the record.
     assert.deepEqual(chatKeys(watch.take()), { calls: ['get conv:chat-call-2', 'set del:chat-call-2', 'set del:chat-call-2', 'set conv:chat-call-2'], roundTrips: 5 });

@@ -4,7 +4,7 @@
  * the dialect stream and hand its events on. Fails over to another account only before the first
  * content event; cleans up temporary chats (protocol spec §10.3) however the answer ends.
  */
-import { AuthenticationError, GatewayError, NotFoundError, RateLimitError, isAbortError, type RateLimitCode } from '../errors.ts';
+import { AuthenticationError, GatewayError, NotFoundError, RateLimitError, UpstreamTimeoutError, isAbortError, type RateLimitCode } from '../errors.ts';
 import type { ChatEvent, ChatEventBatch, DialectName, KimiDialect, ModelChoice, Session, UploadedFile } from '../upstream/dialect.ts';
 import { buildPrompt, type BuiltPrompt } from './build-prompt.ts';
 import type { AccountDirectory, AccountLease, AccountRef, AttachmentOpener, ConversationRecord, OpenedAttachment } from './chat-ports.ts';
@@ -54,6 +54,14 @@ export interface ChatService {
 interface AttemptOutcome {
   conversationId?: string;
   messageId?: string;
+  /** The chat request left for Kimi: from then on Kimi may have started an answer the gateway never heard of. */
+  hasSentRequest?: boolean;
+  /** Kimi's stream began (its first frames arrived). */
+  hasStreamStarted?: boolean;
+  /** How the attempt failed, when it did (a consumer that left ends it without one). */
+  error?: unknown;
+  /** The deletion job written as soon as a new chat was named, so that a crash mid-turn still deletes it. */
+  provisionalDeletion?: Promise<void>;
 }
 
 export function createChatService(options: ChatServiceOptions): ChatService {
@@ -130,6 +138,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
           return;
         } catch (error) {
           lastError = error;
+          outcome.error = error;
           if (error instanceof RateLimitError && error.retryAfterMs !== undefined) soonestRetryAfterMs = Math.min(soonestRetryAfterMs, error.retryAfterMs);
           if (!isAbortError(error)) options.onAttemptError?.(error, lease.account.dialect);
           // Whatever happens to this request next, the pool learns what the account was told (a cooldown, a refused
@@ -200,12 +209,15 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       // A client that leaves before Kimi names the new chat would leave it behind: the call outlives it until then.
       const upstream = holdAbort(signal, chatIdWaitMs, continued !== undefined);
       try {
+        outcome.hasSentRequest = true;
         for await (const batch of dialect.streamReply(session, kimiPrompt, { citations }, upstream.signal)) {
+          outcome.hasStreamStarted = true;
           const out: ChatEvent[] = [];
           for (const event of batch) {
             if (event.type === 'conversation-start') {
               outcome.conversationId = event.conversationId;
               upstream.release();
+              if (!continued) scheduleProvisionalDeletion(lease, outcome);
             }
             if (event.type === 'message-start') outcome.messageId = event.messageId;
             if (event.type === 'text-delta' || event.type === 'reasoning-delta') {
@@ -275,7 +287,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       if (!candidates.some((account) => account.id === record.accountId)) {
         throw new NotFoundError(`Conversation ${conversationId} belongs to an account this request may not use.`, { code: 'conversation_not_found', param: 'conversation_id' });
       }
-      return { id: conversationId, record };
+      return { id: conversationId, record: record.isParentUnconfirmed ? await confirmParent(conversationId, record, candidates, signal) : record };
     }
     // A chat made in the web app: find which of the request's accounts holds it (never deleted by us).
     let lastError: unknown;
@@ -297,6 +309,21 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     throw lastError instanceof NotFoundError
       ? new NotFoundError(`Conversation ${conversationId} does not exist upstream (or not for these accounts).`, { code: 'conversation_not_found', param: 'conversation_id' })
       : lastError;
+  }
+
+  /** Kimi's latest assistant message of a chat whose last turn failed unseen (§3.8), stored as the next parent. */
+  async function confirmParent(conversationId: string, record: ConversationRecord, candidates: AccountRef[], signal: AbortSignal): Promise<ConversationRecord> {
+    const lease = await options.accounts.lease({ candidates, accountId: record.accountId, exclude: new Set(), signal });
+    try {
+      const session = await lease.session(signal);
+      const state = await dialectFor(session.dialect).findConversation(session, conversationId, signal);
+      const { isParentUnconfirmed: _looked, ...rest } = record;
+      const confirmed: ConversationRecord = { ...rest, parentMessageId: state.lastAssistantMessageId ?? record.parentMessageId };
+      await options.accounts.recordConversation(conversationId, confirmed, record.deleteAfter);
+      return confirmed;
+    } finally {
+      lease.release();
+    }
   }
 
   /**
@@ -322,9 +349,15 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     const conversationId = continued?.id ?? outcome.conversationId;
     if (!conversationId) return;
     const createdByGateway = continued ? continued.record.createdByGateway : true;
-    // A turn that failed before answering is no parent: the retry continues from the last answer.
-    const parentMessageId = (wasAnswered ? outcome.messageId : undefined) ?? continued?.record.parentMessageId;
+    // Once Kimi has started an assistant message it keeps it, also when the turn then failed (interrupted): the next
+    // turn must follow that message (§3.8), or Kimi refuses the parent and the chat can never be continued.
+    const parentMessageId = outcome.messageId ?? continued?.record.parentMessageId;
+    // Written before this record, whatever happens below.
+    await outcome.provisionalDeletion;
     const record: ConversationRecord = { accountId: lease.account.id, parentMessageId, createdByGateway };
+    // An answer Kimi may have started and kept without the gateway hearing its id (a client that left at once, an
+    // upstream that went quiet): the next turn looks the parent up rather than be refused for an outdated one.
+    if (!wasAnswered && outcome.messageId === undefined && mayHoldUnheardAnswer(outcome)) record.isParentUnconfirmed = true;
     // A continued chat holds earlier answers: a turn that failed keeps it, so the client can retry that turn.
     const isKept = wasAnswered || continued !== undefined;
     // Kept for continuation until then; undefined when kept for good, or when it goes now.
@@ -337,10 +370,29 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       if (isKept && !goesNow) await options.accounts.recordConversation(conversationId, record, deleteAt);
       if (!goesNow) return;
       const session = await lease.session(AbortSignal.timeout(10_000));
-      track(deleteWithOneRefresh(lease, conversationId, session));
+      track(
+        deleteWithOneRefresh(lease, conversationId, session).then(async () => {
+          // Deleted: the provisional job has nothing left to do. Had the delete failed, the job would retry it.
+          if (outcome.provisionalDeletion) await options.accounts.cancelDeletion(conversationId, record);
+        }),
+      );
     } catch (error) {
       options.log.warn({ err: error, account: lease.account.id }, 'could not record or clean up the conversation');
     }
+  }
+
+  /**
+   * A new chat is named in the answer's first frames; it is recorded for deletion only when the answer ends. A process
+   * that dies before would leave it in the account for good, so its deletion is scheduled at once, a day out (or the
+   * retention, if longer), and the answer's end sets the real time. Not awaited: the first text must not wait on the
+   * store; finishConversation awaits it before its own writes.
+   */
+  function scheduleProvisionalDeletion(lease: AccountLease, outcome: AttemptOutcome): void {
+    if (options.retentionSeconds < 0 || !outcome.conversationId) return;
+    const atMs = clock() + Math.max(options.retentionSeconds * 1000, turnDeletionGraceMs);
+    outcome.provisionalDeletion = options.accounts.postponeDeletion(outcome.conversationId, lease.account.id, atMs).catch((error: unknown) => {
+      options.log.warn({ err: error, account: lease.account.id }, 'could not schedule the deletion of a new chat');
+    });
   }
 
   /** Deletes a finished chat; a refused access token (revoked, or dead before its stated expiry) gets one refresh, as the chat did. */
@@ -390,6 +442,17 @@ function estimateWhileWaiting(text: string): Promise<number> {
   const estimate = new Promise<number>((resolve, reject) => setImmediate(() => estimateTokens(text).then(resolve, reject)));
   estimate.catch(() => undefined);
   return estimate;
+}
+
+/**
+ * Whether Kimi may hold an answer to the failed turn that the gateway never heard of: its stream began, or the request
+ * left and the attempt ended by a timeout, an abort or a consumer that left. A refusal before the stream (an HTTP
+ * status, a Connect error) stored nothing.
+ */
+function mayHoldUnheardAnswer(outcome: AttemptOutcome): boolean {
+  if (!outcome.hasSentRequest) return false;
+  if (outcome.hasStreamStarted) return true;
+  return !(outcome.error instanceof GatewayError) || outcome.error instanceof UpstreamTimeoutError;
 }
 
 function isContentEvent(event: ChatEvent): boolean {

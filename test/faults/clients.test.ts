@@ -199,3 +199,23 @@ for (const tokenKind of ['current', 'legacy'] as const) {
     }
   });
 }
+
+test('a client that leaves a continued turn in its first milliseconds can continue the chat afterwards (§3.8: the parent is looked up)', async () => {
+  const early = await startStack({ serverPool: true, env: { CHAT_RETENTION_SECONDS: '600', ACCOUNT_MAX_CONCURRENCY: '4' }, simulator: { chunkDelayMs: 5, maxConcurrentStreamsPerAccount: 50 } });
+  try {
+    const outcomes: number[] = [];
+    for (let index = 0; index < 12; index += 1) {
+      const first = await chat(early.gatewayUrl, { prompt: `first ${index}` });
+      const conversationId = first.json.id as string;
+      const leaving = new AbortController();
+      setTimeout(() => leaving.abort(), 2 + (index % 12));
+      await chat(early.gatewayUrl, { prompt: `left ${index}`, stream: true, signal: leaving.signal, extra: { conversation_id: conversationId } }).catch(() => undefined);
+      assert.ok(await waitUntil(() => early.gateway.app.openRequests === 0, 10_000));
+      const next = await chat(early.gatewayUrl, { prompt: `next ${index}`, extra: { conversation_id: conversationId } });
+      outcomes.push(next.status);
+    }
+    assert.deepEqual(outcomes.filter((status) => status !== 200), [], `every chat stays usable: ${outcomes.join(' ')}`);
+  } finally {
+    await early.close();
+  }
+});

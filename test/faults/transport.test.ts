@@ -131,3 +131,16 @@ test('legacy dialect, text then only keep-alive comments and pings (non-stream):
     assert.ok(await waitUntil(() => stack.gateway.app.openRequests === 0, 500));
   });
 });
+
+test('a continued turn cut by keep-alives alone (Kimi kept an interrupted answer the gateway never heard of): the next turn continues the chat (§3.8)', async () => {
+  await withStack({ env: { CHAT_RETENTION_SECONDS: '600', UPSTREAM_IDLE_TIMEOUT_MS: '800', UPSTREAM_FIRST_BYTE_TIMEOUT_MS: '800' } }, async (stack) => {
+    const first = await chat(stack.gatewayUrl, { prompt: 'one' });
+    assert.equal(first.status, 200);
+    const conversationId = first.json.id as string;
+    const cut = await chat(stack.gatewayUrl, { prompt: 'two [[sim:heartbeats-only]]', extra: { conversation_id: conversationId }, signal: AbortSignal.timeout(8_000) });
+    assert.equal(cut.status, 504);
+    const next = await chat(stack.gatewayUrl, { prompt: 'three', extra: { conversation_id: conversationId } });
+    assert.equal(next.status, 200, `the chat is still usable: ${JSON.stringify(next.json)}`);
+    assert.equal(next.text, simulatedReply({ userText: 'three', turn: 3 }).text, 'continued after the interrupted turn');
+  });
+});
