@@ -40,3 +40,12 @@ test('binary formats get their own extension; text keeps any extension; no name 
   assert.equal(finalFileName([undefined, 'hint.pdf'], pdf, 1), 'hint.pdf');
   assert.equal(finalFileName([undefined, undefined], pdf, 4), 'attachment-4.pdf');
 });
+
+test('a long name of emoji is shortened by whole characters, and lone surrogates are dropped: the name stays valid Unicode', () => {
+  const emoji = sanitizeFileName(`x${'😀'.repeat(300)}.pdf`);
+  assert.ok(emoji?.isWellFormed(), 'no half character at the cut');
+  assert.equal([...(emoji ?? '')].length, 200);
+  assert.ok(emoji?.endsWith('😀.pdf'));
+  assert.equal(sanitizeFileName('\ud83d.pdf'), '.pdf');
+  assert.equal(sanitizeFileName('report\udc00 final.pdf'), 'report final.pdf');
+});

@@ -41,15 +41,19 @@ export function fileNameFromUrl(url: URL): string | undefined {
   }
 }
 
-/** Strips directories and control characters; undefined when nothing usable is left. */
+/**
+ * Strips directories, control characters and lone surrogates (a name must be valid Unicode to reach Kimi's upload);
+ * undefined when nothing usable is left. Shortening counts code points, so it never cuts a character in two.
+ */
 export function sanitizeFileName(raw: string): string | undefined {
   const base = raw.split(/[\\/]/).pop() ?? '';
-  const cleaned = base.replace(/[\u0000-\u001f\u007f"<>|:*?]/g, '').trim();
+  const cleaned = base.replace(/[\u0000-\u001f\u007f"<>|:*?]|\p{Surrogate}/gu, '').trim();
   if (cleaned === '' || /^\.+$/.test(cleaned)) return undefined;
-  if (cleaned.length <= maxFileNameLength) return cleaned;
+  const characters = [...cleaned];
+  if (characters.length <= maxFileNameLength) return cleaned;
   const extension = extensionOf(cleaned);
   const suffix = extension === undefined ? '' : `.${extension}`;
-  return cleaned.slice(0, maxFileNameLength - suffix.length) + suffix;
+  return characters.slice(0, maxFileNameLength - [...suffix].length).join('') + suffix;
 }
 
 export function finalFileName(candidates: ReadonlyArray<string | undefined>, detected: DetectedType, ordinal: number): string {
