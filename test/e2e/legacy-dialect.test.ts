@@ -168,4 +168,16 @@ describe('dialect choice (§10.1)', () => {
       await stack.close();
     }
   });
+
+  test('a file Kimi\'s storage refuses as too large (HTTP 413 on the upload) is 400 attachment_too_large, as on the current dialect', async () => {
+    const stack = await startStack({ tokenKind: 'legacy', serverPool: true, simulator: { maxUploadBytes: 1_000 } });
+    try {
+      const text = `data:text/plain;base64,${Buffer.from('x'.repeat(4_000)).toString('base64')}`;
+      const refused = await chat(stack.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'read' }, { type: 'file', file_url: { url: text } }] }] });
+      assert.equal(refused.status, 400, JSON.stringify(refused.json));
+      assert.equal(refused.json.error.code, 'attachment_too_large');
+    } finally {
+      await stack.close();
+    }
+  });
 });

@@ -105,6 +105,8 @@ async function putBytes(context: LegacyContext, url: string, source: UploadSourc
     signal,
   });
   await discardBody(response);
+  // HTTP's own "too large": the same answer as the current dialect's 413 (docs/attachments.md).
+  if (response.statusCode === 413) throw new AttachmentError('attachment_too_large', `Kimi's file storage refused the attachment "${source.fileName}" as too large (${source.sizeBytes} bytes).`);
   // The storage host's error body may echo the signed request, so only the status is reported.
   if (!isSuccess(response.statusCode)) throw errorForHttpStatus(response.statusCode, response.headers, context.defaultRetryAfterMs, 'attachment storage upload failed');
 }
