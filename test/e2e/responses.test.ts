@@ -73,3 +73,15 @@ test('an upstream failure after the first byte ends the stream with response.fai
   assert.ok(types.includes('response.output_text.delta'));
   assert.ok(types.includes('response.failed'));
 });
+
+test('previous_response_id naming a chat already deleted (CHAT_RETENTION_SECONDS=0) is 404 response_not_found about previous_response_id', async (t) => {
+  const own = await startStack({ env: { CHAT_RETENTION_SECONDS: '0' } });
+  t.after(() => own.close());
+  const ownClient = new OpenAI({ baseURL: `${own.gatewayUrl}/v1`, apiKey: own.token, maxRetries: 0 });
+  const first = await ownClient.responses.create({ model: 'kimi', input: 'remember 42' });
+  await own.gateway.chat.idle();
+  const gone = await ownClient.responses.create({ model: 'kimi', input: 'what number?', previous_response_id: first.id }).catch((error: unknown) => error);
+  assert.ok(gone instanceof OpenAI.NotFoundError, String(gone));
+  assert.equal((gone.error as { code?: string }).code, 'response_not_found');
+  assert.equal((gone.error as { param?: string }).param, 'previous_response_id');
+});

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ChatService } from '../../chat/chat-service.ts';
-import { UpstreamError } from '../../errors.ts';
+import { NotFoundError, UpstreamError } from '../../errors.ts';
 import type { ChatOutputEvent } from '../../chat/tools/tool-events.ts';
 import { streamChatWithTools } from '../../chat/tools/stream-chat-with-tools.ts';
 import { checkToolResults, planTools } from '../../chat/tools/tool-plan.ts';
@@ -63,10 +63,19 @@ export function responsesRoute(deps: ResponsesRouteDeps) {
       const response = mapper.response();
       if (response.status === 'in_progress') throw new UpstreamError('Kimi ended the answer without finishing it.', { isRetryable: true });
       sendJson(context, 200, response, headers);
+    } catch (error) {
+      throw inResponsesTerms(error, body);
     } finally {
       context.record.account = stream.meta.accountId;
     }
   };
+}
+
+/** The chat a response id names is gone (its retention ended): say so about the parameter this API was sent. */
+function inResponsesTerms(error: unknown, body: ResponsesRequest): unknown {
+  if (!(error instanceof NotFoundError) || error.code !== 'conversation_not_found') return error;
+  const param = body.previous_response_id ? 'previous_response_id' : 'conversation';
+  return new NotFoundError(`The response named in ${param} no longer exists upstream (its chat was deleted after CHAT_RETENTION_SECONDS); send the history instead.`, { code: 'response_not_found', param, cause: error });
 }
 
 function encodeEvents(events: StreamEvent[]): string {
