@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { simulatedReply } from '../../simulator/reply-text.ts';
 import { startSimulator } from '../../simulator/simulator.ts';
-import { buildPng } from '../support/attachment-samples.ts';
+import { buildPdf, buildPng } from '../support/attachment-samples.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { chat } from '../support/gateway-client.ts';
 import { startStack, type Stack } from '../support/stack.ts';
@@ -176,6 +176,19 @@ describe('dialect choice (§10.1)', () => {
       const refused = await chat(stack.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'read' }, { type: 'file', file_url: { url: text } }] }] });
       assert.equal(refused.status, 400, JSON.stringify(refused.json));
       assert.equal(refused.json.error.code, 'attachment_too_large');
+    } finally {
+      await stack.close();
+    }
+  });
+
+  test('a document whose parse takes longer than the first-byte timeout is waited for (ATTACHMENT_PARSE_TIMEOUT_MS), not cut as upstream_timeout', async () => {
+    const stack = await startStack({ tokenKind: 'legacy', serverPool: true, env: { UPSTREAM_FIRST_BYTE_TIMEOUT_MS: '1000', ATTACHMENT_PARSE_TIMEOUT_MS: '10000' } });
+    try {
+      stack.simulator.setScenario('parse-slow', { userId: stack.accounts[0].userId, times: 1 });
+      const pdf = `data:application/pdf;base64,${buildPdf('slow to parse').toString('base64')}`;
+      const answered = await chat(stack.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'Read this.' }, { type: 'file', file: { file_data: pdf, filename: 'report.pdf' } }] }] });
+      assert.equal(answered.status, 200, JSON.stringify(answered.json));
+      assert.match(answered.text, /File: report\.pdf/);
     } finally {
       await stack.close();
     }

@@ -130,8 +130,10 @@ async function waitUntilParsed(
   let pauseMs = options.parsePollInitialMs;
   try {
     for (;;) {
-      const remainingMs = Math.max(1_000, deadline - Date.now());
-      const status = await pollParseStatus(context, headers, fileId, remainingMs, bounded);
+      // Kimi holds the call until the file is parsed or this time passes, before answering at all: it must stay under
+      // the upstream first-byte timeout, or a slow parse would end as upstream_timeout instead of being waited for.
+      const holdMs = Math.max(250, Math.min(deadline - Date.now(), Math.floor(context.http.options.firstByteTimeoutMs * 0.75)));
+      const status = await pollParseStatus(context, headers, fileId, holdMs, bounded);
       if (status === 'parsed') return;
       if (status === 'failed') throw new AttachmentError('attachment_parse_failed', `Kimi could not read the attachment "${fileName}".`);
       await delay(pauseMs, undefined, { signal: bounded });
