@@ -94,7 +94,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       ? await findConversation(request.conversationId, candidates, signal)
       : undefined;
     // Fetched (headers checked, type sniffed) before an account is leased: a slow attachment server must not hold an
-    // account's slot. Their bytes stream during the first attempt's upload; a later attempt opens them again.
+    // account's slot. Their bytes stream during the first attempt's upload.
     const firstOpened = prompt.attachments.length > 0 ? await openAttachments(prompt, signal, request.spool) : undefined;
     try {
       const exclude = new Set<string>();
@@ -105,10 +105,14 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       let soonestRetryAfterMs = Number.POSITIVE_INFINITY;
       for (let attempt = 1; attempt <= options.maxAttempts; attempt += 1) {
         if (attempt > 1 && clock() - startedAt > options.attemptBudgetMs) break;
+        // A later attempt reads the files again (a body is read once), also before its lease: a slow file server must
+        // not hold the next account's slot either.
+        const opened = attempt === 1 ? firstOpened : prompt.attachments.length > 0 ? await openAttachments(prompt, signal, request.spool) : undefined;
         let lease: AccountLease;
         try {
           lease = await options.accounts.lease({ candidates, conversation: continued && { id: continued.id, accountId: continued.record.accountId }, exclude, signal });
         } catch (error) {
+          for (const attachment of opened ?? []) attachment.release();
           // Every account has been tried: the last upstream failure says more than "no account left".
           if (lastError !== undefined && (error as GatewayError).code === 'no_account_left') throw withSoonestRetry(lastError, soonestRetryAfterMs);
           throw error;
@@ -121,7 +125,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         let isSuccess = false;
         let batches: AsyncGenerator<ChatEventBatch> | undefined;
         try {
-          batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate, opened: attempt === 1 ? firstOpened : undefined });
+          batches = attemptOnce(lease, prompt, model, continued, signal, outcome, { spool: request.spool, promptEstimate, opened });
           // Hold events until the first content: until then a failure may still move to another account.
           for (let step = await batches.next(); !step.done; step = await batches.next()) {
             pending.push(...step.value);

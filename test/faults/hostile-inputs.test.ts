@@ -8,6 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import { Client } from 'undici';
 import { startTestServer, watchOutgoingSockets, samplePng, type TestServer } from '../../src/files/attachment-test-server.ts';
+import { startSimulator } from '../../simulator/simulator.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { chat } from '../support/gateway-client.ts';
 import { rawRequest } from '../support/raw-http.ts';
@@ -206,5 +208,40 @@ test('an attachment server that drips its file holds no account slot: a plain re
   } finally {
     await drip.close();
     await narrow.close();
+  }
+});
+
+test('failover reads a slow attachment again before leasing the next account: a plain request meanwhile gets that account at once', async () => {
+  const simulator = await startSimulator();
+  const proxy = await startFaultProxy(simulator.url);
+  let refused = 0;
+  // The first upload (account A) is refused with a limit, so the request fails over to account B.
+  proxy.setRule({ path: /file\/upload/, rewrite: (answer) => (refused++ === 0 ? { status: 429, headers: { 'content-type': 'text/plain', 'retry-after': '30' }, body: Buffer.from('limited') } : answer) });
+  const narrow = await startStack({ serverPool: true, accounts: 2, existingSimulator: simulator, env: { KIMI_BASE_URL: proxy.url, ACCOUNT_MAX_CONCURRENCY: '1', QUEUE_TIMEOUT_MS: '2000', ALLOW_PRIVATE_ATTACHMENT_URLS: '1' } });
+  const drip = await startTestServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/plain' });
+    let sent = 0;
+    const timer = setInterval(() => {
+      response.write('a');
+      if (++sent >= 12) {
+        clearInterval(timer);
+        response.end();
+      }
+    }, 250);
+    response.on('close', () => clearInterval(timer));
+  });
+  try {
+    const slow = chat(narrow.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'read this' }, { type: 'file', file_url: { url: `${drip.origin}/slow.txt` } }] }] });
+    // Attempt 1 fetched for 3 s, was refused on A; attempt 2 is fetching again.
+    await new Promise((resolve) => setTimeout(resolve, 3_600));
+    const plain = await chat(narrow.gatewayUrl, { prompt: 'plain question' });
+    assert.equal(plain.status, 200, `account B was free while the file was fetched again: ${JSON.stringify(plain.json)}`);
+    assert.equal((await slow).status, 200);
+    assert.ok(refused >= 2, "the refused upload, then the one on the other account");
+  } finally {
+    await drip.close();
+    await narrow.close();
+    await proxy.close();
+    await simulator.close();
   }
 });
