@@ -179,10 +179,9 @@ test('a model name no header can carry (em dash, CJK, CR/LF) is answered by the 
   }
 });
 
-test('an attachment server that drips its file holds no account slot: a plain request behind it is answered at once, and the slow one still completes', async () => {
-  // One slot, a 2 s queue: while the slow file was fetched under the lease, the plain request timed out with 429.
-  const narrow = await startStack({ serverPool: true, env: { ACCOUNT_MAX_CONCURRENCY: '1', QUEUE_TIMEOUT_MS: '2000', ALLOW_PRIVATE_ATTACHMENT_URLS: '1' } });
-  const drip = await startTestServer((_request, response) => {
+/** A file server that sends its 12-byte text file one byte every 250 ms (3 s in all). */
+function startDripServer(): Promise<TestServer> {
+  return startTestServer((_request, response) => {
     response.writeHead(200, { 'content-type': 'text/plain' });
     let sent = 0;
     const timer = setInterval(() => {
@@ -194,6 +193,12 @@ test('an attachment server that drips its file holds no account slot: a plain re
     }, 250);
     response.on('close', () => clearInterval(timer));
   });
+}
+
+test('an attachment server that drips its file holds no account slot: a plain request behind it is answered at once, and the slow one still completes', async () => {
+  // One slot, a 2 s queue: while the slow file was fetched under the lease, the plain request timed out with 429.
+  const narrow = await startStack({ serverPool: true, env: { ACCOUNT_MAX_CONCURRENCY: '1', QUEUE_TIMEOUT_MS: '2000', ALLOW_PRIVATE_ATTACHMENT_URLS: '1' } });
+  const drip = await startDripServer();
   try {
     const started = performance.now();
     const slow = chat(narrow.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'read this' }, { type: 'file', file_url: { url: `${drip.origin}/slow.txt` } }] }] });
@@ -218,18 +223,7 @@ test('failover reads a slow attachment again before leasing the next account: a 
   // The first upload (account A) is refused with a limit, so the request fails over to account B.
   proxy.setRule({ path: /file\/upload/, rewrite: (answer) => (refused++ === 0 ? { status: 429, headers: { 'content-type': 'text/plain', 'retry-after': '30' }, body: Buffer.from('limited') } : answer) });
   const narrow = await startStack({ serverPool: true, accounts: 2, existingSimulator: simulator, env: { KIMI_BASE_URL: proxy.url, ACCOUNT_MAX_CONCURRENCY: '1', QUEUE_TIMEOUT_MS: '2000', ALLOW_PRIVATE_ATTACHMENT_URLS: '1' } });
-  const drip = await startTestServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'text/plain' });
-    let sent = 0;
-    const timer = setInterval(() => {
-      response.write('a');
-      if (++sent >= 12) {
-        clearInterval(timer);
-        response.end();
-      }
-    }, 250);
-    response.on('close', () => clearInterval(timer));
-  });
+  const drip = await startDripServer();
   try {
     const slow = chat(narrow.gatewayUrl, { messages: [{ role: 'user', content: [{ type: 'text', text: 'read this' }, { type: 'file', file_url: { url: `${drip.origin}/slow.txt` } }] }] });
     // Attempt 1 fetched for 3 s, was refused on A; attempt 2 is fetching again.
