@@ -330,6 +330,11 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     }
   }
 
+  /** While a turn runs, its chat's deletion waits a day (or the retention, if longer); the turn's end sets the real time. */
+  function midTurnDeletionTime(): number {
+    return clock() + Math.max(options.retentionSeconds * 1000, turnDeletionGraceMs);
+  }
+
   /**
    * A continued chat must not be deleted while its turn runs, and must still be deleted if this process dies
    * mid-turn: its deletion job moves out by a day (the turn's end sets the real time). Chats kept for good lose
@@ -338,7 +343,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   async function keepWhileAnswering(continued: { id: string; record: ConversationRecord }): Promise<void> {
     const { id, record } = continued;
     if (record.createdByGateway && options.retentionSeconds >= 0) {
-      await options.accounts.postponeDeletion(id, record.accountId, clock() + Math.max(options.retentionSeconds * 1000, turnDeletionGraceMs));
+      await options.accounts.postponeDeletion(id, record.accountId, midTurnDeletionTime());
     } else if (record.deleteAfter !== undefined) {
       await options.accounts.cancelDeletion(id, record);
     }
@@ -393,8 +398,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
    */
   function scheduleProvisionalDeletion(lease: AccountLease, outcome: AttemptOutcome): void {
     if (options.retentionSeconds < 0 || !outcome.conversationId) return;
-    const atMs = clock() + Math.max(options.retentionSeconds * 1000, turnDeletionGraceMs);
-    outcome.provisionalDeletion = options.accounts.postponeDeletion(outcome.conversationId, lease.account.id, atMs).catch((error: unknown) => {
+    outcome.provisionalDeletion = options.accounts.postponeDeletion(outcome.conversationId, lease.account.id, midTurnDeletionTime()).catch((error: unknown) => {
       options.log.warn({ err: error, account: lease.account.id }, 'could not schedule the deletion of a new chat');
     });
   }
