@@ -189,6 +189,8 @@ for (const tokenKind of ['current', 'legacy'] as const) {
         }).then((response) => response.body.text()).catch(() => undefined);
       }
       assert.ok(await waitUntil(() => early.gateway.app.openRequests === 0, 10_000));
+      // The deletions are queued by each request's clean-up, which may outlast its closed response.
+      assert.ok(await waitUntil(async () => (await early.gateway.pool.snapshot()).every((account) => account.inFlight === 0), 10_000));
       await early.gateway.chat.idle();
       const chats = early.simulator.chats(early.accounts[0].userId);
       assert.ok(chats.length > 1, 'some aborted requests had created their chat');
@@ -210,7 +212,8 @@ test('a client that leaves a continued turn in its first milliseconds can contin
       const leaving = new AbortController();
       setTimeout(() => leaving.abort(), 2 + (index % 12));
       await chat(early.gatewayUrl, { prompt: `left ${index}`, stream: true, signal: leaving.signal, extra: { conversation_id: conversationId } }).catch(() => undefined);
-      assert.ok(await waitUntil(() => early.gateway.app.openRequests === 0, 10_000));
+      // The left turn's clean-up (its record, its lease) may outlast the closed response: until then the chat is busy (409).
+      assert.ok(await waitUntil(async () => (await early.gateway.pool.snapshot()).every((account) => account.inFlight === 0), 10_000));
       const next = await chat(early.gatewayUrl, { prompt: `next ${index}`, extra: { conversation_id: conversationId } });
       outcomes.push(next.status);
     }
