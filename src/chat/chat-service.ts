@@ -185,7 +185,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       try {
         files = await uploadAll(dialectFor(session.dialect), session, opened, signal);
       } catch (error) {
-        if (!(error instanceof AuthenticationError && error.blamesAccount)) throw error;
+        if (!isRefusedAccessToken(error)) throw error;
         // Kimi refused the access token during an upload: one refresh, then the uploads again from fresh reads of
         // the files (a body is read once), as for the chat itself (spec §3.4).
         for (const attachment of opened) attachment.release();
@@ -249,7 +249,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         }
         return;
       } catch (error) {
-        const mayRefresh = error instanceof AuthenticationError && error.blamesAccount && !hasContent && authRetry === 0;
+        const mayRefresh = isRefusedAccessToken(error) && !hasContent && authRetry === 0;
         if (!mayRefresh) throw error;
         // The access token was refused: one refresh, then the same request again (spec §3.4).
         session = await lease.refreshAfterAuthFailure(signal);
@@ -408,7 +408,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     try {
       await deleteConversation(lease.account, conversationId, session);
     } catch (error) {
-      if (!(error instanceof AuthenticationError && error.blamesAccount)) throw error;
+      if (!isRefusedAccessToken(error)) throw error;
       await deleteConversation(lease.account, conversationId, await lease.refreshAfterAuthFailure(AbortSignal.timeout(10_000)));
     }
   }
@@ -450,6 +450,11 @@ function estimateWhileWaiting(text: string): Promise<number> {
   const estimate = new Promise<number>((resolve, reject) => setImmediate(() => estimateTokens(text).then(resolve, reject)));
   estimate.catch(() => undefined);
   return estimate;
+}
+
+/** Kimi refused the account's access token: worth one refresh and the same call again (spec §3.4). */
+function isRefusedAccessToken(error: unknown): boolean {
+  return error instanceof AuthenticationError && error.blamesAccount;
 }
 
 /**
